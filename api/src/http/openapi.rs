@@ -1,0 +1,30 @@
+//! The OpenAPI document, assembled from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use super::{error, metrics, operations, orders};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orders API",
+        description = "Orders REST API of the shop backend. Every error is JSON with a `message`."
+    ),
+    paths(
+        orders::list,
+        orders::show,
+        orders::create,
+        orders::update,
+        orders::remove,
+        operations::healthz,
+        operations::readyz,
+        operations::openapi,
+        metrics::show,
+    ),
+    components(schemas(error::ErrorBody)),
+    tags(
+        (name = "orders", description = "Orders of the shop"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,210 @@
+//! `/orders`: list, get, create, update, delete.
+
+pub mod body;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use self::body::OrderView;
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::json::JsonObject;
+use crate::orders::{Cursor, CustomerName, ListRequest, Order, OrderId, PageSize, Product};
+
+const NOT_FOUND: &str = "Order not found";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list).post(create))
+        .route("/orders/{id}", get(show).put(update).delete(remove))
+}
+
+/// Query parameters of `GET /orders`. Unknown parameters are refused, so a typo is not ignored.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1 to 1000; default 100.
+    limit: Option<String>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Only orders of exactly this customer.
+    customer_name: Option<String>,
+    /// Only orders of exactly this product.
+    product: Option<String>,
+}
+
+impl ListParams {
+    fn parse(self) -> Result<ListRequest, ApiError> {
+        let bad = |name: &str, why: String| ApiError::BadRequest(format!("{name}: {why}"));
+        let size = match self.limit {
+            None => PageSize::default(),
+            Some(text) => text
+                .parse::<i64>()
+                .map_err(|_| format!("must be an integer from 1 to {}", PageSize::MAX))
+                .and_then(PageSize::parse)
+                .map_err(|why| bad("limit", why))?,
+        };
+        Ok(ListRequest {
+            size,
+            after: self
+                .after
+                .map(|c| Cursor::parse(&c).map_err(|why| bad("after", why)))
+                .transpose()?,
+            customer_name: self
+                .customer_name
+                .map(|n| CustomerName::parse(n).map_err(|why| bad("customer_name", why)))
+                .transpose()?,
+            product: self
+                .product
+                .map(|p| Product::parse(p).map_err(|why| bad("product", why)))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    orders: Vec<OrderView>,
+    /// Pass as `after` to get the next page; `null` on the last page.
+    next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderEnvelope {
+    order: OrderView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderMessage {
+    message: String,
+    order: OrderView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    message: String,
+}
+
+/// The `{id}` of a path, checked to be an order id.
+fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
+    let Path(text) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    OrderId::parse(&text).map_err(|why| ApiError::BadRequest(format!("malformed order id: {why}")))
+}
+
+/// List orders, one bounded page at a time, oldest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderList),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<OrderList>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = state.store.list(&params.parse()?).await?;
+    Ok(Json(OrderList {
+        orders: page.orders.iter().map(OrderView::from).collect(),
+        next: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// Get one order.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "24 hex characters")),
+    responses(
+        (status = 200, description = "The order", body = OrderEnvelope),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+    ))]
+pub async fn show(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<OrderEnvelope>, ApiError> {
+    let order = state.store.get(order_id(id)?).await?;
+    let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(OrderEnvelope {
+        order: OrderView::from(&order),
+    }))
+}
+
+/// Place an order.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = body::OrderInput,
+    responses(
+        (status = 201, description = "Created; `Location` names the new order", body = OrderMessage),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid, missing or unknown fields", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    JsonObject(object): JsonObject,
+) -> Result<impl IntoResponse, ApiError> {
+    let order = Order::place(body::new_order(object)?, Utc::now());
+    state.store.insert(&order).await?;
+    let location = format!("/orders/{}", order.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(OrderMessage {
+            message: "Order created successfully".into(),
+            order: OrderView::from(&order),
+        }),
+    ))
+}
+
+/// Change some fields of an order; the fields not sent are kept.
+#[utoipa::path(put, path = "/orders/{id}", tag = "orders", request_body = body::OrderInput,
+    params(("id" = String, Path, description = "24 hex characters")),
+    responses(
+        (status = 200, description = "The whole updated order", body = OrderMessage),
+        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid or unknown fields, or none", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    JsonObject(object): JsonObject,
+) -> Result<Json<OrderMessage>, ApiError> {
+    let id = order_id(id)?;
+    let changes = body::changes(object)?;
+    let order = state.store.update(id, &changes, Utc::now()).await?;
+    let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(OrderMessage {
+        message: "Order updated successfully".into(),
+        order: OrderView::from(&order),
+    }))
+}
+
+/// Delete an order.
+#[utoipa::path(delete, path = "/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "24 hex characters")),
+    responses(
+        (status = 200, description = "Deleted", body = Message),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Message>, ApiError> {
+    if state.store.delete(order_id(id)?).await? {
+        Ok(Json(Message {
+            message: "Order deleted successfully".into(),
+        }))
+    } else {
+        Err(ApiError::NotFound(NOT_FOUND))
+    }
+}

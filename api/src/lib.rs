@@ -1,0 +1,9 @@
+//! The orders service: the domain (`orders`), where it is kept (`store`), how it is served
+//! (`http`), and how a process is configured and started (`config`, `telemetry`, `startup`).
+
+pub mod config;
+pub mod http;
+pub mod orders;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

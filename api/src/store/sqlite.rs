@@ -1,0 +1,298 @@
+//! The embedded backend: one SQLite file in WAL mode, shared safely by several processes on one
+//! host. rusqlite is blocking, so every call runs on tokio's blocking pool through an r2d2
+//! connection pool and never stalls the async workers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{OrderStore, StoreError};
+use crate::config::StoreSettings;
+use crate::orders::{
+    CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
+    Quantity,
+};
+
+/// Schema steps, applied in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE orders (
+        id               TEXT PRIMARY KEY NOT NULL,
+        product          TEXT NOT NULL,
+        quantity         INTEGER NOT NULL,
+        customer_name    TEXT NOT NULL,
+        customer_address TEXT NOT NULL,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX orders_by_customer_name ON orders (customer_name, id);
+    CREATE INDEX orders_by_product ON orders (product, id);
+"#];
+
+const COLUMNS: &str =
+    "id, product, quantity, customer_name, customer_address, created_at, updated_at";
+
+pub struct SqliteStore {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the folder {}", parent.display()))?;
+        }
+        let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
+        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
+            conn.busy_timeout(busy_timeout)?;
+            // WAL with NORMAL sync survives a crash of any process; only an OS crash or power
+            // loss can drop the last transactions.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.set_prepared_statement_cache_capacity(32);
+            Ok(())
+        });
+        let pool_size = settings.pool_size;
+        let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let pool = Pool::builder()
+                .max_size(pool_size)
+                .min_idle(Some(1))
+                .connection_timeout(busy_timeout.max(Duration::from_secs(1)))
+                .test_on_check_out(false)
+                .build(manager)?;
+            migrate(&mut *pool.get()?)?;
+            Ok(pool)
+        })
+        .await
+        .context("opening the SQLite store")?
+        .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
+        Ok(Self { pool })
+    }
+
+    /// Runs blocking SQLite work on the blocking pool with a pooled connection.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn: PooledConnection<_> = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            work(&mut conn).map_err(map_error)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(anyhow::anyhow!("SQLite task failed: {e}")))?
+    }
+}
+
+/// Applies the missing schema steps. `BEGIN IMMEDIATE` takes the write lock before reading the
+/// version, so replicas starting together on one file apply each step exactly once.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for step in MIGRATIONS.iter().skip(applied.try_into().unwrap_or(0)) {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()
+}
+
+fn map_error(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable("the SQLite file stayed locked past the busy timeout".into())
+        }
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(error.to_string()),
+        _ => StoreError::Internal(error.into()),
+    }
+}
+
+fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn read_order(row: &Row<'_>) -> rusqlite::Result<Order> {
+    fn invalid(index: usize, message: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            message.into(),
+        )
+    }
+    fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+        let text: String = row.get(index)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| invalid(index, e.to_string()))
+    }
+    let id: String = row.get(0)?;
+    Ok(Order {
+        id: OrderId::parse(&id).map_err(|e| invalid(0, e))?,
+        product: Product::parse(row.get::<_, String>(1)?).map_err(|e| invalid(1, e))?,
+        quantity: Quantity::parse(row.get(2)?).map_err(|e| invalid(2, e))?,
+        customer_name: CustomerName::parse(row.get::<_, String>(3)?).map_err(|e| invalid(3, e))?,
+        customer_address: CustomerAddress::parse(row.get::<_, String>(4)?)
+            .map_err(|e| invalid(4, e))?,
+        created_at: time(row, 5)?,
+        updated_at: time(row, 6)?,
+    })
+}
+
+fn insert_one(conn: &Connection, order: &Order) -> rusqlite::Result<()> {
+    let mut statement = conn.prepare_cached(&format!(
+        "INSERT INTO orders ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?;
+    statement.execute(params![
+        order.id.to_string(),
+        order.product.as_ref(),
+        order.quantity.get(),
+        order.customer_name.as_ref(),
+        order.customer_address.as_ref(),
+        timestamp(&order.created_at),
+        timestamp(&order.updated_at),
+    ])?;
+    Ok(())
+}
+
+/// The listing query for one combination of filters. Each combination has its own SQL text, so
+/// that SQLite picks the matching `(filter, id)` index instead of scanning.
+fn list_sql(request: &ListRequest) -> String {
+    let mut conditions = Vec::new();
+    if request.customer_name.is_some() {
+        conditions.push("customer_name = :customer_name");
+    }
+    if request.product.is_some() {
+        conditions.push("product = :product");
+    }
+    if request.after.is_some() {
+        conditions.push("id > :after");
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    format!("SELECT {COLUMNS} FROM orders {filter} ORDER BY id LIMIT :limit")
+}
+
+#[async_trait]
+impl OrderStore for SqliteStore {
+    async fn insert(&self, order: &Order) -> Result<(), StoreError> {
+        let order = order.clone();
+        self.run(move |conn| insert_one(conn, &order)).await
+    }
+
+    async fn insert_many(&self, orders: &[Order]) -> Result<(), StoreError> {
+        let orders = orders.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for order in &orders {
+                insert_one(&tx, order)?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))?
+                .query_row([id.to_string()], read_order)
+                .optional()
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: OrderId,
+        changes: &OrderChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Order>, StoreError> {
+        let changes = changes.clone();
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "UPDATE orders SET
+                    product = COALESCE(?1, product),
+                    quantity = COALESCE(?2, quantity),
+                    customer_name = COALESCE(?3, customer_name),
+                    customer_address = COALESCE(?4, customer_address),
+                    updated_at = ?5
+                 WHERE id = ?6
+                 RETURNING {COLUMNS}"
+            ))?
+            .query_row(
+                params![
+                    changes.product.as_ref().map(AsRef::as_ref),
+                    changes.quantity.map(|q| q.get()),
+                    changes.customer_name.as_ref().map(AsRef::as_ref),
+                    changes.customer_address.as_ref().map(AsRef::as_ref),
+                    timestamp(&now),
+                    id.to_string(),
+                ],
+                read_order,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete(&self, id: OrderId) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM orders WHERE id = ?1")?
+                .execute([id.to_string()])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn list(&self, request: &ListRequest) -> Result<Page, StoreError> {
+        let size = request.size;
+        let request = request.clone();
+        let orders = self
+            .run(move |conn| {
+                let mut statement = conn.prepare_cached(&list_sql(&request))?;
+                let limit = i64::from(request.size.get()) + 1;
+                let customer_name = request
+                    .customer_name
+                    .as_ref()
+                    .map(|n| n.as_ref().to_owned());
+                let product = request.product.as_ref().map(|p| p.as_ref().to_owned());
+                let after = request.after.map(|c| c.id().to_string());
+                let mut named: Vec<(&str, &dyn rusqlite::ToSql)> = vec![(":limit", &limit)];
+                let optional = [
+                    (":customer_name", &customer_name),
+                    (":product", &product),
+                    (":after", &after),
+                ];
+                for (name, value) in optional {
+                    if let Some(value) = value {
+                        named.push((name, value));
+                    }
+                }
+                statement
+                    .query_map(named.as_slice(), read_order)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(Page::from_overfetch(orders, size))
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.execute("DELETE FROM orders", []).map(drop))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+            .await
+    }
+}
