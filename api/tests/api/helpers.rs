@@ -1,0 +1,193 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::config::Settings;
+use api::startup::Application;
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// The body the reference clients send.
+pub fn reference_order() -> Value {
+    json!({
+        "product": "Laptop",
+        "quantity": 1,
+        "customer_name": "John Doe",
+        "customer_address": "123 Main St"
+    })
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub dir: TempDir,
+}
+
+/// Starts the app in this test's runtime on port 0 with a fresh SQLite file.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.store.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
+    customise(&mut settings);
+    let app = Application::build(&settings).await.unwrap();
+    let addr = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        addr,
+        client: client(),
+        dir,
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
+    }
+
+    /// Creates an order and returns its stored form.
+    pub async fn create(&self, body: &Value) -> Value {
+        let response = self.post_json("/orders", body).await;
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["order"].clone()
+    }
+}
+
+/// Reads a response that must be a JSON error with the given status; returns its body.
+pub async fn error_body(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    body
+}
+
+/// A real `api` process, killed when dropped. Its log goes to a file in its folder.
+pub struct ApiProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl ApiProcess {
+    /// Starts the binary with `APP__…` variables, waiting (bounded) for its "listening" line.
+    pub fn start(dir: &Path, name: &str, env: &[(&str, String)]) -> Self {
+        let mut env = env.to_vec();
+        env.insert(0, ("APP__SERVER__INSTANCE", name.to_owned()));
+        Self::start_with_args(dir, &[], &env)
+    }
+
+    pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        let name = env
+            .iter()
+            .find(|(k, _)| *k == "APP__SERVER__INSTANCE")
+            .map_or("api", |(_, v)| v.as_str());
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
+            .env_clear()
+            .env("APP__SERVER__LISTEN", "127.0.0.1:0")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = listening_addr(&text) {
+                return Self { child, addr, log };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("{name} exited with {status} before listening:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in the "listening" log line, text (`addr=…`) or JSON (`"addr":"…"`).
+fn listening_addr(log: &str) -> Option<SocketAddr> {
+    let line = log.lines().find(|l| l.contains("listening on http://"))?;
+    let start = line.find("http://")? + "http://".len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}

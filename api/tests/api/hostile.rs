@@ -1,0 +1,157 @@
+//! Hostile input: each gets a 4xx JSON answer, nothing is stored, and the server keeps serving.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, error_body, reference_order, spawn_app, spawn_app_with};
+
+async fn post_raw(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url("/orders"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sends bytes as they are over a new connection and returns the whole answer.
+async fn raw_http(app: &TestApp, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered in time")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn still_serving_and_empty(app: &TestApp) {
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let list: Value = app.get("/orders").await.json().await.unwrap();
+    assert_eq!(list["orders"], json!([]));
+    app.create(&reference_order()).await;
+}
+
+#[tokio::test]
+async fn a_megabyte_of_nesting_is_refused() {
+    let app = spawn_app().await;
+    let nested = [vec![b'['; 512 * 1024], vec![b']'; 512 * 1024]].concat();
+    error_body(post_raw(&app, nested.clone()).await, 413).await;
+    let mut object = b"{\"product\":".to_vec();
+    object.extend(vec![b'['; 60_000]);
+    error_body(post_raw(&app, object).await, 400).await;
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn deep_nesting_within_a_large_limit_is_400_not_a_stack_overflow() {
+    let app = spawn_app_with(|s| s.server.body_limit = 4 * 1024 * 1024).await;
+    let nested = [vec![b'['; 1024 * 1024], vec![b']'; 1024 * 1024]].concat();
+    error_body(post_raw(&app, nested).await, 400).await;
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn huge_numbers_are_refused() {
+    let app = spawn_app().await;
+    let body = |quantity: &str| {
+        format!(
+            r#"{{"product":"Laptop","quantity":{quantity},"customer_name":"A","customer_address":"B"}}"#
+        )
+        .into_bytes()
+    };
+    error_body(post_raw(&app, body("1e400")).await, 400).await;
+    for quantity in [
+        "99999999999999999999999999",
+        "18446744073709551616",
+        "1e6",
+        "-0",
+    ] {
+        let error = error_body(post_raw(&app, body(quantity)).await, 422).await;
+        assert!(
+            error["errors"]["quantity"].is_string(),
+            "{quantity}: {error}"
+        );
+    }
+    let digits = "9".repeat(50_000);
+    let response = post_raw(&app, body(&digits)).await;
+    assert!(response.status().is_client_error());
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_refused() {
+    let app = spawn_app().await;
+    let mut body = br#"{"product":"Lap"#.to_vec();
+    body.extend([0xff, 0xfe, 0xc3]);
+    body.extend(br#"top","quantity":1,"customer_name":"A","customer_address":"B"}"#);
+    error_body(post_raw(&app, body).await, 400).await;
+    error_body(app.get("/orders/%ff%fe").await, 400).await;
+    // Query values are decoded leniently (U+FFFD replaces the bad bytes), so they match nothing.
+    let list: Value = app
+        .get("/orders?customer_name=%ff")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["orders"], json!([]));
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn ids_with_path_tricks_are_client_errors() {
+    let app = spawn_app().await;
+    for path in [
+        "/orders/..%2F..%2Fetc%2Fpasswd",
+        "/orders/65a1b2c3d4e5f60718293a4b%00",
+        "/orders/65a1b2c3d4e5f60718293a4b%20",
+        "/orders/%00",
+        "/orders/65a1b2c3d4e5f60718293a4b;drop",
+        "/orders/'%20OR%201=1--",
+    ] {
+        error_body(app.get(path).await, 400).await;
+    }
+    // Clients resolve dot segments before sending; what arrives is another, absent, path.
+    error_body(app.get("/orders/%2e%2e/%2e%2e/etc/passwd").await, 404).await;
+    let answer = raw_http(
+        &app,
+        b"GET /orders/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(answer.contains("\"message\""), "{answer}");
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn duplicate_keys_and_floods_of_unknown_fields_are_refused() {
+    let app = spawn_app().await;
+    let duplicate = br#"{"product":"A","quantity":1,"quantity":"1","customer_name":"A","customer_address":"B"}"#;
+    error_body(post_raw(&app, duplicate.to_vec()).await, 422).await;
+    let mut flood = reference_order();
+    for i in 0..2000 {
+        flood[format!("f{i}")] = json!(i);
+    }
+    let error = error_body(app.post_json("/orders", &flood).await, 422).await;
+    assert_eq!(error["errors"].as_object().unwrap().len(), 2000);
+    still_serving_and_empty(&app).await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413() {
+    let app = spawn_app().await;
+    let chunk = "x".repeat(8 * 1024);
+    let mut request = b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..10 {
+        request.extend(format!("{:x}\r\n{chunk}\r\n", chunk.len()).into_bytes());
+    }
+    request.extend(b"0\r\n\r\n");
+    let answer = raw_http(&app, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    still_serving_and_empty(&app).await;
+}

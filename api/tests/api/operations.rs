@@ -1,0 +1,122 @@
+//! Health, readiness, metrics, the OpenAPI document, request ids, and a locked store.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{error_body, reference_order, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_with_the_instance() {
+    let app = spawn_app_with(|s| s.server.instance = "api-7".into()).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["instance"], "api-7");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let app = spawn_app_with(|s| s.server.instance = "api-3".into()).await;
+    let created = app.create(&reference_order()).await;
+    let id = created["_id"].as_str().unwrap();
+    app.get(&format!("/orders/{id}")).await;
+    app.get(&format!("/orders/{id}")).await;
+    app.get("/orders/65a1b2c3d4e5f60718293a4b").await;
+    app.get("/scanner/probe/1").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let line = |labels: &str| {
+        text.lines()
+            .find(|l| l.starts_with("http_requests_total{") && l.contains(labels))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        line(r#"method="GET",route="/orders/{id}",status="200""#).as_deref(),
+        Some("2"),
+        "{text}"
+    );
+    assert_eq!(
+        line(r#"method="GET",route="/orders/{id}",status="404""#).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        line(r#"method="POST",route="/orders",status="201""#).as_deref(),
+        Some("1")
+    );
+    assert!(line(r#"route="unmatched",status="404""#).is_some());
+    assert!(!text.contains(id), "raw ids must not become labels");
+    assert!(text.contains(r#"instance="api-3""#));
+    assert!(text.contains("http_request_duration_seconds_bucket{"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = &doc["paths"];
+    for (path, methods) in [
+        ("/orders", &["get", "post"][..]),
+        ("/orders/{id}", &["get", "put", "delete"][..]),
+        ("/healthz", &["get"][..]),
+        ("/readyz", &["get"][..]),
+        ("/metrics", &["get"][..]),
+    ] {
+        for method in methods {
+            assert!(paths[path][method].is_object(), "{method} {path} missing");
+        }
+    }
+    assert!(doc["components"]["schemas"]["OrderView"].is_object());
+}
+
+#[tokio::test]
+async fn a_request_id_is_kept_or_created_and_echoed() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/orders"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    let first = app.get("/orders").await.headers()["x-request-id"].clone();
+    let second = app.get("/nope").await.headers()["x-request-id"].clone();
+    assert!(!first.is_empty());
+    assert_ne!(first, second);
+}
+
+/// Another process holding the SQLite write lock past the busy timeout: writes answer 503 JSON
+/// quickly, reads go on (WAL), and writes succeed again once the lock is gone.
+#[tokio::test]
+async fn a_write_blocked_by_another_process_lock_is_503_then_recovers() {
+    let app = spawn_app_with(|s| s.store.busy_timeout_ms = 300).await;
+    let created = app.create(&reference_order()).await;
+    let path = app.dir.path().join("orders.db");
+    let locker = rusqlite::Connection::open(&path).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let started = Instant::now();
+    let body = error_body(app.post_json("/orders", &reference_order()).await, 503).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        body["message"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+    let read = app
+        .get(&format!("/orders/{}", created["_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    locker.execute_batch("ROLLBACK").unwrap();
+    app.create(&reference_order()).await;
+    let list: Value = app.get("/orders").await.json().await.unwrap();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 2);
+    assert_eq!(list["next"], json!(null));
+}

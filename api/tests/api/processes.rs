@@ -1,0 +1,235 @@
+//! The real `api` binary: configuration layers and errors, replicas sharing one SQLite file,
+//! structured logs, and graceful shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ApiProcess, client, reference_order};
+
+fn sqlite_uri(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("shared/orders.db").display())
+}
+
+/// Runs the binary expecting it to refuse to start; returns its stderr.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_api"))
+        .env_clear()
+        .env("APP__SERVER__LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
+    let stderr = refused_start(&[], &[("APP__SERVER__BODY_LIMIT", "lots")]);
+    assert!(stderr.contains("server.body_limit"), "{stderr}");
+    let stderr = refused_start(&[], &[("APP__STORE__URI", "postgres://u:hunter2@db/x")]);
+    assert!(stderr.contains("store.uri"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    let stderr = refused_start(&[], &[("APP__LOG__FORMAT", "xml")]);
+    assert!(
+        stderr.contains("log.format") || stderr.contains("xml"),
+        "{stderr}"
+    );
+    let stderr = refused_start(&[], &[("APP__SERVER__LISTEN", "localhost")]);
+    assert!(stderr.contains("server.listen"), "{stderr}");
+}
+
+#[test]
+fn a_typo_in_the_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:0\"\nbody_limt = 10\n",
+    )
+    .unwrap();
+    let stderr = refused_start(&["--config", file.to_str().unwrap()], &[]);
+    assert!(stderr.contains("body_limt"), "{stderr}");
+    let stderr = refused_start(&["--config", "/nonexistent/api.toml"], &[]);
+    assert!(stderr.contains("api.toml"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.toml");
+    std::fs::write(
+        &file,
+        "[server]\ninstance = \"from-file\"\nbody_limit = 100\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let process = ApiProcess::start_with_args(
+        dir.path(),
+        &["--config", file.to_str().unwrap()],
+        &[
+            ("APP__SERVER__INSTANCE", "from-env".into()),
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+        ],
+    );
+    let body: Value = client()
+        .get(process.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["instance"], "from-env");
+    let mut big = reference_order();
+    big["customer_address"] = json!("x".repeat(200));
+    let response = client()
+        .post(process.url("/orders"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413, "body_limit from the file");
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_sqlite_file_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("APP__STORE__URI", sqlite_uri(dir.path()))];
+    let one = ApiProcess::start(dir.path(), "api-1", &env);
+    let two = ApiProcess::start(dir.path(), "api-2", &env);
+    let http = client();
+    let created: Value = http
+        .post(one.url("/orders"))
+        .json(&reference_order())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["order"]["_id"].as_str().unwrap();
+    let read: Value = http
+        .get(two.url(&format!("/orders/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["order"], created["order"]);
+    let updated = http
+        .put(two.url(&format!("/orders/{id}")))
+        .json(&json!({"quantity": 9}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    let read: Value = http
+        .get(one.url(&format!("/orders/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["order"]["quantity"], 9);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = ApiProcess::start(
+        dir.path(),
+        "api-json",
+        &[
+            ("APP__LOG__FORMAT", "json".into()),
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+        ],
+    );
+    let response = client()
+        .get(process.url("/orders?customer_name=Secret%20Person"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut request_lines = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&process.log).unwrap();
+        request_lines = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+            .filter(|l| l["span"]["request_id"] == "req-42")
+            .collect();
+        if !request_lines.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(request_lines.len(), 1, "{request_lines:?}");
+    let line = &request_lines[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["span"]["instance"], "api-json");
+    assert_eq!(line["span"]["path"], "/orders");
+    assert!(
+        !line.to_string().contains("Secret"),
+        "query strings stay out of logs"
+    );
+}
+
+/// SIGTERM while a request's body is still arriving: the request completes with 201, then the
+/// process exits 0.
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = ApiProcess::start(
+        dir.path(),
+        "api-term",
+        &[("APP__STORE__URI", sqlite_uri(dir.path()))],
+    );
+    let body = reference_order().to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(process.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = process.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        process.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+    stream.write_all(tail.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let status = process.wait_for_exit();
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}

@@ -1,0 +1,72 @@
+//! The suite against SQLite files in a temporary folder, plus what only SQLite must do.
+
+use std::sync::Arc;
+
+use api::config::Settings;
+use api::store::{OrderStore, SqliteStore};
+use tempfile::TempDir;
+
+use crate::suite::order;
+
+pub struct Backend {
+    pub store: Arc<dyn OrderStore>,
+    _dir: TempDir,
+}
+
+pub async fn open() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("orders.db"), &Settings::default().store)
+        .await
+        .unwrap();
+    Backend {
+        store: Arc::new(store),
+        _dir: dir,
+    }
+}
+
+order_store_suite!(open);
+
+#[tokio::test]
+async fn two_stores_on_one_file_see_each_others_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/folder/orders.db");
+    let settings = Settings::default().store;
+    let (a, b) = tokio::join!(
+        SqliteStore::open(&path, &settings),
+        SqliteStore::open(&path, &settings)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let placed = order("Laptop", "A", 1);
+    a.insert(&placed).await.unwrap();
+    assert_eq!(b.get(placed.id).await.unwrap(), Some(placed));
+}
+
+#[tokio::test]
+async fn reopening_a_file_keeps_its_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    let settings = Settings::default().store;
+    let placed = order("Laptop", "A", 1);
+    SqliteStore::open(&path, &settings)
+        .await
+        .unwrap()
+        .insert(&placed)
+        .await
+        .unwrap();
+    let reopened = SqliteStore::open(&path, &settings).await.unwrap();
+    assert_eq!(reopened.get(placed.id).await.unwrap(), Some(placed));
+}
+
+#[tokio::test]
+async fn the_file_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orders.db");
+    SqliteStore::open(&path, &Settings::default().store)
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
