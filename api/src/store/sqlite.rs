@@ -1,15 +1,16 @@
 //! The embedded backend: one SQLite file in WAL mode, shared safely by several processes on one
-//! host. rusqlite is blocking, so every call runs on tokio's blocking pool through an r2d2
-//! connection pool and never stalls the async workers.
+//! host. rusqlite is blocking, so each pooled connection lives on its own thread (async-sqlite)
+//! and async callers hand it work through a queue: the async workers never wait on SQLite, and
+//! under load a connection thread drains its queue without a context switch per query.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use async_sqlite::{Pool, PoolBuilder};
 use async_trait::async_trait;
+use backon::{BlockingRetryable, ExponentialBuilder};
 use chrono::{DateTime, SecondsFormat, Utc};
-use r2d2::{Pool, PooledConnection};
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{OrderStore, StoreError};
@@ -38,7 +39,7 @@ const COLUMNS: &str =
     "id, product, quantity, customer_name, customer_address, created_at, updated_at";
 
 pub struct SqliteStore {
-    pool: Pool<SqliteConnectionManager>,
+    pool: Pool,
 }
 
 impl SqliteStore {
@@ -47,47 +48,57 @@ impl SqliteStore {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating the folder {}", parent.display()))?;
         }
+        let opening = || format!("opening the SQLite store at {}", path.display());
+        let pool = PoolBuilder::new()
+            .path(path)
+            .num_conns(settings.pool_size as usize)
+            .open()
+            .await
+            .with_context(opening)?;
         let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
-        let manager = SqliteConnectionManager::file(path).with_init(move |conn| {
-            conn.busy_timeout(busy_timeout)?;
-            // WAL with NORMAL sync survives a crash of any process; only an OS crash or power
-            // loss can drop the last transactions.
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.set_prepared_statement_cache_capacity(32);
-            Ok(())
-        });
-        let pool_size = settings.pool_size;
-        let pool = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let pool = Pool::builder()
-                .max_size(pool_size)
-                .min_idle(Some(1))
-                .connection_timeout(busy_timeout.max(Duration::from_secs(1)))
-                .test_on_check_out(false)
-                .build(manager)?;
-            migrate(&mut *pool.get()?)?;
-            Ok(pool)
+        for outcome in pool
+            .conn_for_each(move |conn| {
+                conn.busy_timeout(busy_timeout)?;
+                // WAL with NORMAL sync survives a crash of any process; only an OS crash or
+                // power loss can drop the last transactions.
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.set_prepared_statement_cache_capacity(32);
+                Ok(())
+            })
+            .await
+        {
+            outcome.with_context(opening)?;
+        }
+        pool.conn_mut(move |conn| {
+            // Replicas starting together on a new file can deadlock while switching it to WAL;
+            // SQLite then answers BUSY at once instead of waiting, so the whole step is retried.
+            (|| migrate(conn))
+                .retry(
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_millis(10))
+                        .with_max_delay(Duration::from_millis(500))
+                        .with_total_delay(Some(busy_timeout.max(Duration::from_secs(5))))
+                        .without_max_times()
+                        .with_jitter(),
+                )
+                .when(is_busy)
+                .call()
         })
         .await
-        .context("opening the SQLite store")?
-        .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
+        .with_context(opening)?;
         Ok(Self { pool })
     }
 
-    /// Runs blocking SQLite work on the blocking pool with a pooled connection.
+    /// Runs blocking SQLite work on one of the pool's connection threads.
     async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn: PooledConnection<_> = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            work(&mut conn).map_err(map_error)
+        self.pool.conn_mut(work).await.map_err(|error| match error {
+            async_sqlite::Error::Rusqlite(error) => map_error(error),
+            other => StoreError::Internal(other.into()),
         })
-        .await
-        .map_err(|e| StoreError::Internal(anyhow::anyhow!("SQLite task failed: {e}")))?
     }
 }
 
@@ -102,6 +113,13 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     tx.commit()
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 fn map_error(error: rusqlite::Error) -> StoreError {

@@ -27,15 +27,19 @@ pub async fn open() -> Backend {
 order_store_suite!(open);
 
 #[tokio::test]
-async fn two_stores_on_one_file_see_each_others_writes() {
+async fn stores_opened_together_on_a_new_file_see_each_others_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/folder/orders.db");
     let settings = Settings::default().store;
-    let (a, b) = tokio::join!(
+    let (a, b, c, d) = tokio::join!(
+        SqliteStore::open(&path, &settings),
+        SqliteStore::open(&path, &settings),
         SqliteStore::open(&path, &settings),
         SqliteStore::open(&path, &settings)
     );
-    let (a, b) = (a.unwrap(), b.unwrap());
+    let (a, b, c, d) = (a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap());
+    c.ping().await.unwrap();
+    d.ping().await.unwrap();
     let placed = order("Laptop", "A", 1);
     a.insert(&placed).await.unwrap();
     assert_eq!(b.get(placed.id).await.unwrap(), Some(placed));

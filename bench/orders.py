@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Benchmark: the orders API on SQLite beside a bare axum handler (the framework's ceiling).
+
+Measures, with oha on one core and the server pinned to the other:
+  - GET /orders/{id}, POST /orders and the first list page on the api (1,000 seeded orders),
+  - the same GET against `ceiling` (axum returning a fixed JSON order: no store, no middleware),
+  - the first list page's p50 with 1,000 and with 1,000,000 orders loaded.
+Prints requests/s, requests per server CPU-second (from /proc) and the ratios; each figure is
+the median of --repeat runs, with the spread (min-max) beside it.
+
+Usage: bench/orders.py [--seconds 5] [--repeat 3] [--connections 64] [--big 1000000]
+Needs oha and taskset: `infra/setup bench` installs them.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+RELEASE = TARGET / "release"
+CACHE = TARGET / "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GENERATOR_CPU, SERVER_CPU = "0", "1"
+ORDER = {"product": "Laptop", "quantity": 1, "customer_name": "John Doe",
+         "customer_address": "123 Main St"}
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "api", "-p", "seed",
+                    "--bins", "--example", "ceiling"], cwd=ROOT, check=True)
+
+
+class Server:
+    """A server process pinned to SERVER_CPU; its address is read from its first log lines."""
+
+    def __init__(self, command, env=None, cwd=None):
+        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], cwd=cwd,
+                                     env={**os.environ, **(env or {})},
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            match = re.search(r"listening on http://(\S+)", Path(self.log.name).read_text())
+            if match:
+                self.url = "http://" + match.group(1)
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{command[0]} did not start:\n{Path(self.log.name).read_text()}")
+
+    def cpu_seconds(self):
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        os.unlink(self.log.name)
+
+
+def api(db, name):
+    return Server([str(RELEASE / "api")], env={
+        "APP__SERVER__LISTEN": "127.0.0.1:0", "APP__SERVER__INSTANCE": name,
+        "APP__STORE__URI": f"sqlite://{db}", "APP__LOG__LEVEL": "info"})
+
+
+def seed(db, count):
+    subprocess.run([str(RELEASE / "seed"), "reset", "--count", str(count), "--quiet"],
+                   env={**os.environ, "APP__STORE__URI": f"sqlite://{db}"}, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def oha(url, args):
+    out = subprocess.run(["taskset", "-c", GENERATOR_CPU, "oha", "--no-tui",
+                          "--output-format", "json", *args, url],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def run(server, url, connections, seconds, extra=()):
+    """One oha run against `server`: throughput, latency and the server's CPU per request."""
+    before = server.cpu_seconds()
+    result = oha(url, ["-z", f"{seconds}s", "-c", str(connections), *extra])
+    cpu = server.cpu_seconds() - before
+    codes = result["statusCodeDistribution"]
+    done = sum(codes.values())
+    return {"rps": result["summary"]["requestsPerSec"],
+            "per_cpu_s": done / cpu if cpu > 0 else float("nan"),
+            "p50_ms": result["latencyPercentiles"]["p50"] * 1000,
+            "p99_ms": result["latencyPercentiles"]["p99"] * 1000,
+            "codes": codes,
+            # oha cancels the requests still in flight when -z runs out: not failures.
+            "errors": {k: v for k, v in result["errorDistribution"].items() if "deadline" not in k}}
+
+
+def first_id(server):
+    with urllib.request.urlopen(server.url + "/orders?limit=1") as response:
+        return json.load(response)["orders"][0]["_id"]
+
+
+def summary(runs, key):
+    values = [r[key] for r in runs]
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt(runs, key, digits=0):
+    median, low, high = summary(runs, key)
+    return f"{median:,.{digits}f} ({low:,.{digits}f}-{high:,.{digits}f})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--big", type=int, default=1_000_000, help="orders in the large set")
+    args = parser.parse_args()
+    build()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-orders-"))
+    small = work / "small.db"
+    seed(small, 1000)
+    big = CACHE / f"orders-{args.big}.db"
+    if not big.exists():
+        print(f"seeding {args.big:,} orders into {big} (once)", file=sys.stderr)
+        seed(big, args.big)
+
+    rows = {}
+    servers = []
+    try:
+        ceiling = Server([str(RELEASE / "examples" / "ceiling"), "127.0.0.1:0"])
+        servers.append(ceiling)
+        small_api = api(small, "bench-small")
+        servers.append(small_api)
+        big_api = api(big, "bench-big")
+        servers.append(big_api)
+        order_id = first_id(small_api)
+        post = ["-m", "POST", "-T", "application/json", "-d", json.dumps(ORDER)]
+        cases = [
+            ("ceiling: GET /orders/{id}", ceiling, f"/orders/{order_id}", ()),
+            ("api: GET /orders/{id}", small_api, f"/orders/{order_id}", ()),
+            ("api: GET /orders (first page, 100)", small_api, "/orders", ()),
+            ("api: POST /orders", small_api, "/orders", post),
+        ]
+        for _ in range(args.repeat):
+            for name, server, path, extra in cases:
+                rows.setdefault(name, []).append(
+                    run(server, server.url + path, args.connections, args.seconds, extra))
+        latency = {}
+        for _ in range(args.repeat):
+            for label, server in (("1k", api(small, "bench-1k")), (f"{args.big:,}", big_api)):
+                if server is not big_api:
+                    servers.append(server)
+                latency.setdefault(label, []).append(
+                    run(server, server.url + "/orders", 1, args.seconds))
+    finally:
+        for server in servers:
+            server.stop()
+
+    print(f"\n## bench/orders: {args.connections} connections, {args.seconds} s per run, "
+          f"median of {args.repeat} (min-max); server on CPU {SERVER_CPU}, oha on CPU {GENERATOR_CPU}\n")
+    print("| case | requests/s | requests per server CPU-s | p50 ms | p99 ms | statuses |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, runs in rows.items():
+        codes = sorted({code for r in runs for code in r["codes"]})
+        errors = sum(sum(r["errors"].values()) for r in runs)
+        print(f"| {name} | {fmt(runs, 'rps')} | {fmt(runs, 'per_cpu_s')} | "
+              f"{fmt(runs, 'p50_ms', 2)} | {fmt(runs, 'p99_ms', 2)} | "
+              f"{','.join(codes)}{f' errors={errors}' if errors else ''} |")
+    ceiling_cpu = summary(rows["ceiling: GET /orders/{id}"], "per_cpu_s")[0]
+    get_cpu = summary(rows["api: GET /orders/{id}"], "per_cpu_s")[0]
+    print(f"\nGET by id per CPU-second vs ceiling: {get_cpu / ceiling_cpu:.2f}x (goal >= 0.5x)")
+    small_p50 = summary(latency["1k"], "p50_ms")[0]
+    big_label = f"{args.big:,}"
+    big_p50 = summary(latency[big_label], "p50_ms")[0]
+    print(f"first list page p50, 1 connection: 1k orders {fmt(latency['1k'], 'p50_ms', 3)} ms, "
+          f"{big_label} orders {fmt(latency[big_label], 'p50_ms', 3)} ms: "
+          f"ratio {big_p50 / small_p50:.2f}x (goal <= 1.2x)")
+
+
+if __name__ == "__main__":
+    main()
