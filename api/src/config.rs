@@ -28,12 +28,21 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// `sqlite://PATH` (relative to the working folder, or absolute as `sqlite:///abs/path`).
+    /// `sqlite://PATH` (relative to the working folder, or absolute as `sqlite:///abs/path`),
+    /// or `mongodb://…` / `mongodb+srv://…`.
     pub uri: String,
-    /// Connections kept per process.
+    /// Connections kept per process (SQLite connection threads; MongoDB's maximum pool size).
     pub pool_size: u32,
-    /// How long a write waits for another process's lock before answering 503.
+    /// SQLite: how long a write waits for another process's lock before answering 503.
     pub busy_timeout_ms: u64,
+    /// MongoDB: the database holding the collections.
+    pub database: String,
+    /// MongoDB: the orders collection.
+    pub collection: String,
+    /// MongoDB: how long opening a connection may take.
+    pub connect_timeout_ms: u64,
+    /// MongoDB: how long an operation waits for a reachable server before answering 503.
+    pub server_selection_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +64,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     Sqlite(PathBuf),
+    Mongo,
 }
 
 impl Default for Settings {
@@ -69,6 +79,10 @@ impl Default for Settings {
                 uri: "sqlite://data/orders.db".into(),
                 pool_size: 8,
                 busy_timeout_ms: 5000,
+                database: "orders_db".into(),
+                collection: "orders".into(),
+                connect_timeout_ms: 2000,
+                server_selection_timeout_ms: 2000,
             },
             log: LogSettings {
                 format: LogFormat::Text,
@@ -123,6 +137,18 @@ impl Settings {
         if let Err(why) = parse_store_uri(&self.store.uri) {
             return fail("store.uri", &why);
         }
+        if self.store.database.is_empty() || self.store.database.contains(['/', '.', ' ', '$']) {
+            return fail("store.database", "must be a MongoDB database name");
+        }
+        if self.store.collection.is_empty() || self.store.collection.starts_with("system.") {
+            return fail("store.collection", "must be a MongoDB collection name");
+        }
+        if self.store.server_selection_timeout_ms == 0 || self.store.connect_timeout_ms == 0 {
+            return fail(
+                "store.server_selection_timeout_ms",
+                "timeouts must be at least 1 ms",
+            );
+        }
         if self
             .log
             .level
@@ -154,9 +180,12 @@ fn parse_store_uri(uri: &str) -> Result<StoreBackend, String> {
         }
         return Ok(StoreBackend::Sqlite(PathBuf::from(path)));
     }
+    if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
+        return Ok(StoreBackend::Mongo);
+    }
     let scheme = uri.split("://").next().unwrap_or_default();
     Err(format!(
-        "unsupported scheme {scheme:?} in {:?}: expected sqlite://PATH",
+        "unsupported scheme {scheme:?} in {:?}: expected sqlite://PATH or mongodb://HOST",
         redact(uri)
     ))
 }

@@ -106,6 +106,13 @@ impl From<StoreError> for ApiError {
                 tracing::info!(%cause, "write conflict");
                 Self::Conflict("the order conflicts with a stored one".into())
             }
+            StoreError::Rejected(cause) => {
+                tracing::info!(%cause, "write refused by the database");
+                Self::Validation {
+                    message: "the database refused the order".into(),
+                    errors: FieldErrors::new(),
+                }
+            }
             StoreError::Internal(cause) => Self::Internal(cause),
         }
     }

@@ -1,6 +1,6 @@
 /// How many items are ordered: a whole number from 1 to 1,000,000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Quantity(u32);
+pub struct Quantity(i64);
 
 impl Quantity {
     pub const MIN: i64 = 1;
@@ -8,7 +8,7 @@ impl Quantity {
 
     pub fn parse(value: i64) -> Result<Self, String> {
         if (Self::MIN..=Self::MAX).contains(&value) {
-            Ok(Self(value as u32))
+            Ok(Self(value))
         } else {
             Err(Self::rule())
         }
@@ -19,7 +19,12 @@ impl Quantity {
         format!("must be an integer from {} to {}", Self::MIN, Self::MAX)
     }
 
-    pub fn get(self) -> u32 {
+    /// A value as another writer stored it, kept as it is so that reading it never fails.
+    pub fn from_stored(value: i64) -> Self {
+        Self(value)
+    }
+
+    pub fn get(self) -> i64 {
         self.0
     }
 }

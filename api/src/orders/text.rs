@@ -31,6 +31,12 @@ macro_rules! text_field {
                 $crate::orders::text::check(&value, Self::MAX_CHARS, $multiline)?;
                 Ok(Self(value))
             }
+
+            /// A value as another writer stored it (data from before these rules, or from
+            /// another application), kept as it is so that reading it never fails.
+            pub fn from_stored(value: String) -> Self {
+                Self(value)
+            }
         }
 
         impl AsRef<str> for $name {

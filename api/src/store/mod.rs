@@ -1,6 +1,7 @@
 //! Where orders are kept. The domain needs the small [`OrderStore`] trait; each backend is one
 //! file implementing it, chosen by the store URI in configuration.
 
+mod mongo;
 mod sqlite;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{StoreBackend, StoreSettings};
 use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
+pub use mongo::MongoStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,9 @@ pub enum StoreError {
     /// The write collides with stored data (a duplicate id).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The backend refused the data (a MongoDB collection validator).
+    #[error("refused by the database: {0}")]
+    Rejected(String),
     /// Anything else: a bug, corrupt data, a full disk.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -59,5 +64,6 @@ pub trait OrderStore: Send + Sync + 'static {
 pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn OrderStore>, StoreError> {
     match settings.backend() {
         StoreBackend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path, settings).await?)),
+        StoreBackend::Mongo => Ok(Arc::new(MongoStore::open(settings).await?)),
     }
 }

@@ -35,15 +35,21 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
     settings.store.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
+    if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
+        let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
+        settings.store = crate::mongo_support::settings(&uri);
+    }
     customise(&mut settings);
     let app = Application::build(&settings).await.unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp {
+    let app = TestApp {
         addr,
         client: client(),
         dir,
-    }
+    };
+    app.wait_until_ready(Duration::from_secs(20)).await;
+    app
 }
 
 pub fn client() -> Client {
@@ -56,6 +62,20 @@ pub fn client() -> Client {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Polls `/readyz` until it answers 200 (MongoDB: once the indexes exist).
+    pub async fn wait_until_ready(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "the app did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {

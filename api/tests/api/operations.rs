@@ -94,7 +94,7 @@ async fn a_request_id_is_kept_or_created_and_echoed() {
 /// Another process holding the SQLite write lock past the busy timeout: writes answer 503 JSON
 /// quickly, reads go on (WAL), and writes succeed again once the lock is gone.
 #[tokio::test]
-async fn a_write_blocked_by_another_process_lock_is_503_then_recovers() {
+async fn sqlite_a_write_blocked_by_another_process_lock_is_503_then_recovers() {
     let app = spawn_app_with(|s| s.store.busy_timeout_ms = 300).await;
     let created = app.create(&reference_order()).await;
     let path = app.dir.path().join("orders.db");

@@ -233,3 +233,41 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }
+
+/// An unreachable MongoDB with a password in its URI: the api starts, is not ready, and the
+/// password shows up neither in the answers nor in the log.
+#[tokio::test]
+async fn a_mongodb_password_never_reaches_answers_or_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = ApiProcess::start(
+        dir.path(),
+        "api-secret",
+        &[
+            (
+                "APP__STORE__URI",
+                "mongodb://shop:Sup3rSecretPw@127.0.0.1:9/orders_db".into(),
+            ),
+            ("APP__STORE__SERVER_SELECTION_TIMEOUT_MS", "300".into()),
+            ("APP__LOG__LEVEL", "debug".into()),
+        ],
+    );
+    let http = client();
+    let ready = http.get(process.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body = ready.text().await.unwrap();
+    let get = http
+        .get(process.url("/orders/65a1b2c3d4e5f60718293a4b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 503);
+    let body = body + &get.text().await.unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read_to_string(&process.log).unwrap();
+    assert!(
+        log.contains("shop:***@"),
+        "the redacted URI is logged: {log}"
+    );
+    assert!(!body.contains("Sup3rSecretPw"), "{body}");
+    assert!(!log.contains("Sup3rSecretPw"), "{log}");
+}

@@ -13,15 +13,19 @@ pub struct Backend {
     _dir: TempDir,
 }
 
-pub async fn open() -> Backend {
+pub async fn open() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("orders.db"), &Settings::default().store)
         .await
         .unwrap();
-    Backend {
+    Some(Backend {
         store: Arc::new(store),
         _dir: dir,
-    }
+    })
+}
+
+impl Backend {
+    pub async fn finish(self) {}
 }
 
 order_store_suite!(open);

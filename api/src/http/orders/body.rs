@@ -21,7 +21,7 @@ pub struct OrderView {
     #[schema(example = "Laptop")]
     pub product: String,
     #[schema(example = 1, minimum = 1, maximum = 1000000)]
-    pub quantity: u32,
+    pub quantity: i64,
     #[schema(example = "John Doe")]
     pub customer_name: String,
     #[schema(example = "123 Main St")]

@@ -1,0 +1,212 @@
+//! What only the MongoDB backend must do: serve the reference service's documents, and ride out
+//! an outage of the server.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, doc, oid::ObjectId};
+use serde_json::{Value, json};
+
+use crate::helpers::{error_body, reference_order, spawn_app_with};
+use crate::mongo_support;
+
+#[tokio::test]
+async fn documents_written_by_the_reference_service_are_served() {
+    let Some(uri) = mongo_support::uri() else {
+        return;
+    };
+    let settings = mongo_support::settings(&uri);
+    let store = settings.clone();
+    let app = spawn_app_with(move |s| s.store = store).await;
+    let collection = mongodb::Client::with_uri_str(&uri)
+        .await
+        .unwrap()
+        .database(&settings.database)
+        .collection::<Document>("orders");
+    let legacy = |quantity: Bson| {
+        doc! {
+            "_id": ObjectId::new(), "product": "Laptop", "quantity": quantity,
+            "customer_name": "John Doe", "customer_address": "123 Main St",
+        }
+    };
+    let mut with_extras = legacy(Bson::Int64(3));
+    with_extras.insert("status", "shipped");
+    with_extras.insert("notes", doc! { "gift": true });
+    let documents = [
+        (legacy(Bson::Int32(1)), 1),
+        (with_extras, 3),
+        (legacy(Bson::Double(2.0)), 2),
+        (legacy(Bson::Double(2.6)), 3),
+    ];
+    for (document, _) in &documents {
+        collection.insert_one(document.clone()).await.unwrap();
+    }
+    for (document, quantity) in &documents {
+        let id = document.get_object_id("_id").unwrap();
+        let response = app.get(&format!("/orders/{}", id.to_hex())).await;
+        assert_eq!(response.status(), 200);
+        let order = response.json::<Value>().await.unwrap()["order"].clone();
+        assert_eq!(order["quantity"], *quantity, "{document}");
+        assert_eq!(order["product"], "Laptop");
+        let created =
+            chrono::DateTime::parse_from_rfc3339(order["created_at"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            created.timestamp(),
+            i64::from(id.timestamp().timestamp_millis() / 1000)
+        );
+        assert_eq!(order["updated_at"], order["created_at"]);
+        assert!(
+            order.get("status").is_none(),
+            "unknown fields are not shown"
+        );
+    }
+    let list: Value = app.get("/orders").await.json().await.unwrap();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 4);
+
+    let id = documents[1].0.get_object_id("_id").unwrap();
+    let updated = app
+        .put_json(&format!("/orders/{}", id.to_hex()), &json!({"quantity": 5}))
+        .await;
+    assert_eq!(updated.status(), 200);
+    let stored = collection
+        .find_one(doc! { "_id": id })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored
+            .get_i64("quantity")
+            .ok()
+            .or(stored.get_i32("quantity").ok().map(i64::from)),
+        Some(5)
+    );
+    assert_eq!(
+        stored.get_str("status").unwrap(),
+        "shipped",
+        "an update keeps unknown fields"
+    );
+    mongo_support::drop_database(&uri, &settings.database).await;
+}
+
+/// A SecantusDB server process of this test's own, on a fixed port and folder so that it can
+/// be stopped and started again in place.
+struct TestServer {
+    binary: PathBuf,
+    port: u16,
+    storage: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    fn start(binary: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            binary: binary.to_owned(),
+            port,
+            storage: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}/", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(&self.binary)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .arg("--storage-path")
+            .arg(self.storage.path())
+            .args(["--log-file-max", "8MB"])
+            .current_dir(self.storage.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "the test server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_outage_answers_503_quickly_and_the_service_recovers_by_itself() {
+    let Some(binary) = mongo_support::server_binary() else {
+        return;
+    };
+    let mut server = TestServer::start(&binary);
+    let settings = mongo_support::settings(&server.uri());
+    let timeout = Duration::from_millis(settings.server_selection_timeout_ms);
+    let app = spawn_app_with(move |s| s.store = settings).await;
+    let created = app.create(&reference_order()).await;
+    let path = format!("/orders/{}", created["_id"].as_str().unwrap());
+
+    server.stop();
+    let bound = timeout + Duration::from_secs(3);
+    let started = Instant::now();
+    error_body(app.get("/readyz").await, 503).await;
+    let body = error_body(app.get(&path).await, 503).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("database is unavailable"),
+        "{body}"
+    );
+    error_body(app.post_json("/orders", &reference_order()).await, 503).await;
+    assert!(
+        started.elapsed() < bound * 3,
+        "503s took {:?}",
+        started.elapsed()
+    );
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = app.get(&path).await;
+        if response.status() == 200 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["order"], created, "the order survived the restart");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the api did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.create(&reference_order()).await;
+}
