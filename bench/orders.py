@@ -15,57 +15,16 @@ Needs oha and taskset: `infra/setup bench` installs them.
 import argparse
 import json
 import os
-import re
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-RELEASE = TARGET / "release"
-CACHE = TARGET / "bench"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-GENERATOR_CPU, SERVER_CPU = "0", "1"
+from common import CACHE, GENERATOR_CPU, RELEASE, SERVER_CPU, Server, build, fmt, run, summary
+
 ORDER = {"product": "Laptop", "quantity": 1, "customer_name": "John Doe",
          "customer_address": "123 Main St"}
-
-
-def build():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "api", "-p", "seed",
-                    "--bins", "--example", "ceiling"], cwd=ROOT, check=True)
-
-
-class Server:
-    """A server process pinned to SERVER_CPU; its address is read from its first log lines."""
-
-    def __init__(self, command, env=None, cwd=None):
-        self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], cwd=cwd,
-                                     env={**os.environ, **(env or {})},
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            match = re.search(r"listening on http://(\S+)", Path(self.log.name).read_text())
-            if match:
-                self.url = "http://" + match.group(1)
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"{command[0]} did not start:\n{Path(self.log.name).read_text()}")
-
-    def cpu_seconds(self):
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        os.unlink(self.log.name)
 
 
 def api(db, name):
@@ -80,42 +39,9 @@ def seed(db, count):
                    stdout=subprocess.DEVNULL)
 
 
-def oha(url, args):
-    out = subprocess.run(["taskset", "-c", GENERATOR_CPU, "oha", "--no-tui",
-                          "--output-format", "json", *args, url],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
-
-
-def run(server, url, connections, seconds, extra=()):
-    """One oha run against `server`: throughput, latency and the server's CPU per request."""
-    before = server.cpu_seconds()
-    result = oha(url, ["-z", f"{seconds}s", "-c", str(connections), *extra])
-    cpu = server.cpu_seconds() - before
-    codes = result["statusCodeDistribution"]
-    done = sum(codes.values())
-    return {"rps": result["summary"]["requestsPerSec"],
-            "per_cpu_s": done / cpu if cpu > 0 else float("nan"),
-            "p50_ms": result["latencyPercentiles"]["p50"] * 1000,
-            "p99_ms": result["latencyPercentiles"]["p99"] * 1000,
-            "codes": codes,
-            # oha cancels the requests still in flight when -z runs out: not failures.
-            "errors": {k: v for k, v in result["errorDistribution"].items() if "deadline" not in k}}
-
-
 def first_id(server):
     with urllib.request.urlopen(server.url + "/orders?limit=1") as response:
         return json.load(response)["orders"][0]["_id"]
-
-
-def summary(runs, key):
-    values = [r[key] for r in runs]
-    return statistics.median(values), min(values), max(values)
-
-
-def fmt(runs, key, digits=0):
-    median, low, high = summary(runs, key)
-    return f"{median:,.{digits}f} ({low:,.{digits}f}-{high:,.{digits}f})"
 
 
 def main():
@@ -125,7 +51,7 @@ def main():
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--big", type=int, default=1_000_000, help="orders in the large set")
     args = parser.parse_args()
-    build()
+    build("-p", "api", "-p", "seed", "--bins", "--example", "ceiling")
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-orders-"))
     small = work / "small.db"
@@ -154,15 +80,16 @@ def main():
         ]
         for _ in range(args.repeat):
             for name, server, path, extra in cases:
-                rows.setdefault(name, []).append(
-                    run(server, server.url + path, args.connections, args.seconds, extra))
+                rows.setdefault(name, []).append(run(
+                    server, server.url + path,
+                    ["-z", f"{args.seconds}s", "-c", str(args.connections), *extra]))
         latency = {}
         for _ in range(args.repeat):
             for label, server in (("1k", api(small, "bench-1k")), (f"{args.big:,}", big_api)):
                 if server is not big_api:
                     servers.append(server)
                 latency.setdefault(label, []).append(
-                    run(server, server.url + "/orders", 1, args.seconds))
+                    run(server, server.url + "/orders", ["-z", f"{args.seconds}s", "-c", "1"]))
     finally:
         for server in servers:
             server.stop()

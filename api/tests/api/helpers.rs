@@ -68,10 +68,10 @@ impl TestApp {
     pub async fn wait_until_ready(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(response) = self.client.get(self.url("/readyz")).send().await {
-                if response.status() == 200 {
-                    return;
-                }
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "the app did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -54,7 +54,7 @@ async fn documents_written_by_the_reference_service_are_served() {
             chrono::DateTime::parse_from_rfc3339(order["created_at"].as_str().unwrap()).unwrap();
         assert_eq!(
             created.timestamp(),
-            i64::from(id.timestamp().timestamp_millis() / 1000)
+            id.timestamp().timestamp_millis() / 1000
         );
         assert_eq!(order["updated_at"], order["created_at"]);
         assert!(
