@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,8 @@ class Server:
                     self.url = "http://" + match.group(1)
                     return
             elif self._answers(url):
-                self.url = url
+                parts = urllib.parse.urlsplit(url)
+                self.url = f"{parts.scheme}://{parts.netloc}"
                 return
             if self.proc.poll() is not None:
                 break

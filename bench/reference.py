@@ -9,12 +9,18 @@ fixed rate (oha -q) each service holds for GET /orders/{id} with 0% failures and
 --p99-bound-ms. The reference's list returns every order (as it did); ours returns one page of
 100. Each figure is the median of --repeat runs (min-max).
 
+Last, Locust runs the reference's scenario (locustfile.py ReferenceUser: each user lists the
+orders and places one, waiting 1-3 s) against each, from the same seed, reporting failures,
+latency and requests per CPU-second.
+
 Usage: bench/reference.py [--orders 1000] [--seconds 5] [--repeat 3] [--connections 32]
+                          [--users 500] [--spawn-rate 50] [--locust-seconds 30]
 Needs `infra/setup bench` (oha, taskset, the reference's virtualenv) and `infra/setup test`
 (the test server).
 """
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -23,7 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import (CACHE, RELEASE, TOOLS, Server, build, fmt, free_port, run, summary)
+from common import (CACHE, GENERATOR_CPU, RELEASE, ROOT, TOOLS, Server, build, fmt, free_port,
+                    run, summary)
 
 HERE = Path(__file__).resolve().parent
 VENV = CACHE / "venv"
@@ -48,7 +55,7 @@ def ours(uri):
 def reference(uri):
     port = free_port()
     return Server([str(VENV / "bin" / "gunicorn"), "-w", "8", "-k", "gevent",
-                   "-b", f"127.0.0.1:{port}", "--chdir", str(HERE), "--log-level", "warning",
+                   "-b", f"127.0.0.1:{port}", "--chdir", str(HERE / "reference"), "--log-level", "warning",
                    "app:app"],
                   env={"MONGO_URI": uri + DATABASE}, url=f"http://127.0.0.1:{port}/orders/x")
 
@@ -66,15 +73,36 @@ def ids(server, count):
     return found[:count]
 
 
-def cases(order_ids, urls_file):
+def cases(order_ids):
     body = ["-T", "application/json", "-d", json.dumps(ORDER)]
     return [
         ("GET /orders/{id}", f"/orders/{order_ids[0]}", []),
         ("POST /orders", "/orders", ["-m", "POST", *body]),
         ("PUT /orders/{id} (all fields)", f"/orders/{order_ids[1]}", ["-m", "PUT", *body]),
-        ("DELETE /orders/{id}", None, ["-m", "DELETE", "--urls-from-file", urls_file]),
+        # oha reads the URLs from the file named where the URL would be.
+        ("DELETE /orders/{id}", None, ["-m", "DELETE", "--urls-from-file"]),
         ("GET /orders (ours: 100; reference: all)", "/orders", []),
     ]
+
+
+def locust(server, args):
+    """The reference scenario (locustfile.py ReferenceUser), headless, from the same seed."""
+    with tempfile.TemporaryDirectory() as folder:
+        prefix = Path(folder) / "run"
+        before = server.cpu_seconds()
+        subprocess.run(["taskset", "-c", GENERATOR_CPU, str(VENV / "bin" / "locust"),
+                        "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
+                        "-u", str(args.users), "-r", str(args.spawn_rate),
+                        "-t", f"{args.locust_seconds}s", "-H", server.url, "--csv", str(prefix),
+                        "ReferenceUser"], check=False, capture_output=True)
+        cpu = server.cpu_seconds() - before
+        with open(f"{prefix}_stats.csv") as stats:
+            total = [row for row in csv.DictReader(stats) if row["Name"] == "Aggregated"][0]
+    requests = int(total["Request Count"])
+    return {"requests": requests, "failures": int(total["Failure Count"]),
+            "rps": float(total["Requests/s"]), "p50_ms": float(total["50%"]),
+            "p95_ms": float(total["95%"]), "max_ms": float(total["Max Response Time"]),
+            "per_cpu_s": requests / cpu if cpu > 0 else float("nan")}
 
 
 def max_rate(server, url, rates, seconds, bound_ms):
@@ -99,8 +127,8 @@ def measure(name, start, uri, args, order_ids):
         with tempfile.NamedTemporaryFile("w", suffix=".urls", delete=False) as urls:
             urls.write("".join(f"{server.url}/orders/{i}\n" for i in order_ids[2:]))
         for _ in range(args.repeat):
-            for case, path, extra in cases(order_ids, urls.name):
-                url = server.url + path if path else server.url + "/orders/x"
+            for case, path, extra in cases(order_ids):
+                url = server.url + path if path else urls.name
                 if path is None:
                     extra = [*extra, "-n", str(max(1, (len(order_ids) - 2) // args.repeat))]
                 else:
@@ -110,11 +138,13 @@ def measure(name, start, uri, args, order_ids):
         seed(uri, args.orders)
         rate = max_rate(server, f"{server.url}/orders/{order_ids[0]}", args.rates,
                         args.seconds, args.p99_bound_ms)
+        seed(uri, args.orders)
+        swarm = locust(server, args)
     finally:
         server.stop()
         os.unlink(urls.name)
     print(f"{name}: done", flush=True)
-    return rows, rate
+    return rows, rate, swarm
 
 
 def main():
@@ -124,6 +154,9 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--p99-bound-ms", type=float, default=500)
+    parser.add_argument("--users", type=int, default=500, help="Locust users")
+    parser.add_argument("--spawn-rate", type=int, default=50, help="Locust users started per second")
+    parser.add_argument("--locust-seconds", type=int, default=30)
     parser.add_argument("--rates", type=lambda s: [int(r) for r in s.split(",")],
                         default=[250, 500, 1000, 2000, 4000, 8000, 16000, 32000])
     args = parser.parse_args()
@@ -151,8 +184,8 @@ def main():
     print("| endpoint | ours req/s | ours req per CPU-s | reference req/s | "
           "reference req per CPU-s | per CPU-s ratio | statuses (ours / reference) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    ours_rows, ours_rate = results["ours"]
-    ref_rows, ref_rate = results["reference"]
+    ours_rows, ours_rate, ours_swarm = results["ours"]
+    ref_rows, ref_rate, ref_swarm = results["reference"]
     for case in ours_rows:
         mine, theirs = ours_rows[case], ref_rows[case]
         ratio = summary(mine, "per_cpu_s")[0] / summary(theirs, "per_cpu_s")[0]
@@ -161,6 +194,17 @@ def main():
               f"{fmt(theirs, 'per_cpu_s')} | {ratio:.1f}x | {codes(mine)} / {codes(theirs)} |")
     print(f"\nhighest fixed rate with 0% failures, GET /orders/{{id}} (p99 <= "
           f"{args.p99_bound_ms:.0f} ms): ours {ours_rate:,}/s, reference {ref_rate:,}/s")
+    print(f"\nLocust, reference scenario (GET /orders + POST /orders, wait 1-3 s), {args.users} "
+          f"users at {args.spawn_rate}/s, {args.locust_seconds} s:\n")
+    print("| service | requests | failures | requests/s | p50 ms | p95 ms | max ms | "
+          "requests per CPU-s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, swarm in (("ours", ours_swarm), ("reference", ref_swarm)):
+        print(f"| {name} | {swarm['requests']:,} | {swarm['failures']:,} | {swarm['rps']:,.0f} | "
+              f"{swarm['p50_ms']:,.0f} | {swarm['p95_ms']:,.0f} | {swarm['max_ms']:,.0f} | "
+              f"{swarm['per_cpu_s']:,.0f} |")
+    print(f"\nper CPU-second under Locust: {ours_swarm['per_cpu_s'] / ref_swarm['per_cpu_s']:.1f}x "
+          "(goal >= 20x)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,221 @@
+//! Settings of the load balancer, loaded like the api's: built-in defaults, then a TOML file
+//! (`--config`), then `APP__SECTION__KEY` environment variables. A bad value stops start-up with
+//! one line naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub upstreams: UpstreamSettings,
+    pub health: HealthSettings,
+    pub timeouts: TimeoutSettings,
+    pub retries: RetrySettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where clients connect.
+    pub listen: Vec<SocketAddr>,
+    /// Metrics (`/metrics`) and the balancer's own health (`/healthz`).
+    pub admin_listen: SocketAddr,
+    /// This balancer's name, in logs and metrics; also names its pid and upgrade files.
+    pub instance: String,
+    /// Worker threads of the proxy.
+    pub threads: usize,
+    /// How long shutdown waits for requests in flight (pingora's default is 300 s).
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Folder of the pid file and the upgrade socket.
+    pub run_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// The api replicas, `host:port`.
+    pub addresses: Vec<SocketAddr>,
+    /// Idle connections kept open to the upstreams, in all.
+    pub keepalive_pool_size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Asked of every upstream; 200 means it may take traffic.
+    pub path: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// A replica that failed a request is avoided for this long, before the next health check
+    /// can say so.
+    pub failure_cooldown_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSettings {
+    pub connect_ms: u64,
+    /// Upstream read and write, per operation.
+    pub upstream_read_ms: u64,
+    pub upstream_write_ms: u64,
+    /// A client must send its request headers within this time; also the idle keep-alive limit.
+    pub client_header_ms: u64,
+    /// A client must keep its request body moving: at most this long between reads.
+    pub client_body_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Other replicas tried after the first fails, per request.
+    pub max: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body accepted, in bytes (413 above).
+    pub max_body_bytes: u64,
+    /// Largest request header block, in bytes (431 above).
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 8000))],
+                admin_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+                instance: "lb".into(),
+                threads: 2,
+                graceful_shutdown_timeout_seconds: 10,
+                run_dir: std::env::temp_dir(),
+            },
+            upstreams: UpstreamSettings {
+                addresses: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+                keepalive_pool_size: 256,
+            },
+            health: HealthSettings {
+                path: "/readyz".into(),
+                interval_ms: 1000,
+                timeout_ms: 500,
+                failure_cooldown_ms: 2000,
+            },
+            timeouts: TimeoutSettings {
+                connect_ms: 500,
+                upstream_read_ms: 30_000,
+                upstream_write_ms: 30_000,
+                client_header_ms: 10_000,
+                client_body_ms: 10_000,
+            },
+            retries: RetrySettings { max: 2 },
+            limits: LimitSettings {
+                max_body_bytes: 20 * 1024 * 1024,
+                max_header_bytes: 16 * 1024,
+            },
+            log: LogSettings {
+                format: LogFormat::Text,
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    pub fn load(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
+        let defaults = config::Config::try_from(&Settings::default())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix(prefix)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("server.listen")
+                    .with_list_parse_key("upstreams.addresses")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.server.listen.is_empty() {
+            return fail("server.listen", "needs at least one address");
+        }
+        if self.upstreams.addresses.is_empty() {
+            return fail("upstreams.addresses", "needs at least one api replica");
+        }
+        if self.server.threads == 0 {
+            return fail("server.threads", "must be at least 1");
+        }
+        if !self.health.path.starts_with('/') {
+            return fail("health.path", "must start with /");
+        }
+        if self.health.interval_ms == 0 || self.health.timeout_ms == 0 {
+            return fail("health.interval_ms", "health timings must be at least 1 ms");
+        }
+        if self.timeouts.connect_ms == 0 || self.timeouts.client_header_ms == 0 {
+            return fail("timeouts.connect_ms", "timeouts must be at least 1 ms");
+        }
+        if self.server.instance.is_empty()
+            || !self
+                .server
+                .instance
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return fail("server.instance", "letters, digits, - and _ only");
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return fail("log.level", "is not a valid tracing filter");
+        }
+        Ok(())
+    }
+}
+
+pub fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}

@@ -1,0 +1,134 @@
+//! `lb`: the load balancer in front of the api replicas. `main` only wires services into a
+//! pingora `Server`: the proxy, the health check in the background, and the admin endpoint.
+
+mod config;
+mod metrics;
+mod proxy;
+mod upstreams;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use pingora::http::RequestHeader;
+use pingora::lb::LoadBalancer;
+use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::selection::RoundRobin;
+use pingora::server::Server;
+use pingora::server::configuration::ServerConf;
+use pingora::services::background::background_service;
+
+use crate::config::{LogFormat, Settings, millis};
+use crate::metrics::Metrics;
+use crate::proxy::{Policy, Proxy};
+use crate::upstreams::Upstreams;
+
+/// Load balancer for the orders api. Settings: defaults < the TOML file < APP__SECTION__KEY.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::load(args.config.as_deref(), "APP") {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("lb: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logs(&settings);
+    match run(&settings) {
+        Ok(never) => match never {},
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "start-up failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// pingora's own `log` lines reach `tracing` through the subscriber's log bridge.
+fn init_logs(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(false);
+    match settings.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
+    let run_dir = &settings.server.run_dir;
+    let instance = &settings.server.instance;
+    let conf = ServerConf {
+        threads: settings.server.threads,
+        upstream_keepalive_pool_size: settings.upstreams.keepalive_pool_size,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(settings.server.graceful_shutdown_timeout_seconds),
+        pid_file: run_dir
+            .join(format!("{instance}.pid"))
+            .display()
+            .to_string(),
+        upgrade_sock: run_dir
+            .join(format!("{instance}.sock"))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut balancer = LoadBalancer::<RoundRobin>::try_from_iter(&settings.upstreams.addresses)?;
+    let mut check = HttpHealthCheck::new("localhost", false);
+    check.req = RequestHeader::build("GET", settings.health.path.as_bytes(), None)?;
+    check.req.insert_header("host", "localhost")?;
+    check.peer_template.options.connection_timeout = Some(millis(settings.health.timeout_ms));
+    check.peer_template.options.read_timeout = Some(millis(settings.health.timeout_ms));
+    balancer.set_health_check(Box::new(check));
+    balancer.health_check_frequency = Some(millis(settings.health.interval_ms));
+    balancer.parallel_health_check = true;
+    let health = background_service("health check", balancer);
+    let upstreams = Arc::new(Upstreams::new(
+        health.task(),
+        millis(settings.health.failure_cooldown_ms),
+    ));
+
+    let metrics = Arc::new(Metrics::new(instance));
+    let proxy = Proxy {
+        upstreams: upstreams.clone(),
+        metrics: metrics.clone(),
+        policy: Policy {
+            connect_timeout: millis(settings.timeouts.connect_ms),
+            read_timeout: millis(settings.timeouts.upstream_read_ms),
+            write_timeout: millis(settings.timeouts.upstream_write_ms),
+            client_body_timeout: millis(settings.timeouts.client_body_ms),
+            max_retries: settings.retries.max,
+            max_body_bytes: settings.limits.max_body_bytes,
+            max_header_bytes: settings.limits.max_header_bytes,
+        },
+    };
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    for addr in &settings.server.listen {
+        service.add_tcp(&addr.to_string());
+    }
+    metrics::serve_admin(settings.server.admin_listen, metrics, upstreams)?;
+    tracing::info!(
+        listen = ?settings.server.listen,
+        admin = %settings.server.admin_listen,
+        upstreams = ?settings.upstreams.addresses,
+        "listening on http://{}",
+        settings.server.listen[0]
+    );
+    server.add_service(service);
+    server.add_service(health);
+    server.run_forever()
+}

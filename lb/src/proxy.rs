@@ -1,0 +1,318 @@
+//! The `ProxyHttp` implementation: policy in short hooks, pingora doing the proxying.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::metrics::Metrics;
+use crate::upstreams::Upstreams;
+
+const REQUEST_ID: &str = "x-request-id";
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; `Transfer-Encoding` is pingora's to
+/// handle since it frames the body.
+const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+
+pub struct Policy {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub client_body_timeout: Duration,
+    pub max_retries: usize,
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
+}
+
+pub struct Proxy {
+    pub upstreams: Arc<Upstreams>,
+    pub metrics: Arc<Metrics>,
+    pub policy: Policy,
+}
+
+/// What the balancer knows of one request.
+pub struct Request {
+    started: Instant,
+    id: String,
+    /// Replicas tried so far, the current one last.
+    tried: Vec<SocketAddr>,
+    body_bytes: u64,
+}
+
+impl Request {
+    fn upstream(&self) -> Option<SocketAddr> {
+        self.tried.last().copied()
+    }
+}
+
+/// Safe to send again to another replica: the idempotent methods, and a POST that carries an
+/// `Idempotency-Key` (the client promises a repeat is harmless).
+fn repeatable(request: &RequestHeader) -> bool {
+    matches!(
+        request.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    ) || (request.method == Method::POST && request.headers.contains_key("idempotency-key"))
+}
+
+fn header_bytes(request: &RequestHeader) -> usize {
+    request
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request.uri.to_string().len()
+}
+
+async fn respond_json(session: &mut Session, status: u16, message: &str) -> Result<()> {
+    let body = Bytes::from(serde_json::json!({ "message": message }).to_string());
+    let mut header = ResponseHeader::build(status, Some(3))?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    session.set_keepalive(None);
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Request;
+
+    fn new_ctx(&self) -> Request {
+        Request {
+            started: Instant::now(),
+            id: String::new(),
+            tried: Vec::new(),
+            body_bytes: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Request) -> Result<bool> {
+        let id = session
+            .req_header()
+            .headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .map(str::to_owned);
+        ctx.id = match id {
+            Some(id) => id,
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                session.req_header_mut().insert_header(REQUEST_ID, &id)?;
+                id
+            }
+        };
+        if header_bytes(session.req_header()) > self.policy.max_header_bytes {
+            respond_json(session, 431, "request headers are too large").await?;
+            return Ok(true);
+        }
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.policy.max_body_bytes) {
+            let message = format!(
+                "request body is larger than the limit of {} bytes",
+                self.policy.max_body_bytes
+            );
+            respond_json(session, 413, &message).await?;
+            return Ok(true);
+        }
+        session.set_read_timeout(Some(self.policy.client_body_timeout));
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Request,
+    ) -> Result<()> {
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.policy.max_body_bytes {
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over the limit");
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Request,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(addr) = self.upstreams.select(&ctx.tried) else {
+            return Error::e_explain(ErrorType::HTTPStatus(503), "no api replica is available");
+        };
+        if !ctx.tried.is_empty() {
+            self.metrics.retried(addr);
+        }
+        ctx.tried.push(addr);
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(self.policy.connect_timeout);
+        peer.options.read_timeout = Some(self.policy.read_timeout);
+        peer.options.write_timeout = Some(self.policy.write_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        _ctx: &mut Request,
+    ) -> Result<()> {
+        let listed: Vec<String> = upstream
+            .headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty() && name != "close" && name != "keep-alive")
+            .collect();
+        for name in listed.iter().map(String::as_str).chain(HOP_BY_HOP) {
+            upstream.remove_header(name);
+        }
+        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
+            let forwarded = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(earlier) => format!("{earlier}, {}", client.ip()),
+                None => client.ip().to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", forwarded)?;
+        }
+        upstream.insert_header("x-forwarded-proto", "http")?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Request,
+    ) -> Result<()> {
+        if !response.headers.contains_key(REQUEST_ID) {
+            response.insert_header(REQUEST_ID, &ctx.id)?;
+        }
+        Ok(())
+    }
+
+    /// Could not connect: bench the replica and try another one.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut Request,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(addr) = ctx.upstream() {
+            self.upstreams.bench(addr);
+        }
+        e.set_retry(ctx.tried.len() <= self.policy.max_retries);
+        e.more_context(format!("connecting to {peer}"))
+    }
+
+    /// Failed after connecting: bench the replica; retry elsewhere only when repeating the request
+    /// is safe and its body can be replayed.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        mut e: Box<Error>,
+        ctx: &mut Request,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if e.esource() == &ErrorSource::Upstream
+            && let Some(addr) = ctx.upstream()
+        {
+            self.upstreams.bench(addr);
+        }
+        let retry = repeatable(session.req_header())
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.tried.len() <= self.policy.max_retries;
+        if retry {
+            e.set_retry(true);
+        } else {
+            e.set_retry(false);
+            e.retry.decide_reuse(client_reused);
+        }
+        e.more_context(format!("proxying to {peer}"))
+    }
+
+    /// Every failure answers JSON with a `message`, as the api does.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut Request,
+    ) -> FailToProxy
+    where
+        Self::CTX: Send + Sync,
+    {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    ErrorType::ReadTimedout => 408,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        let message = match code {
+            408 => "the request was not received in time",
+            413 => "request body is larger than the limit",
+            502 => "no api replica could answer",
+            503 => "no api replica is available",
+            400 => "malformed request",
+            _ => "the request failed",
+        };
+        if code > 0 && respond_json(session, code, message).await.is_err() {
+            tracing::debug!("the client left before the error answer");
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// A client that hangs up is not an error of ours.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Request, error: &Error) -> bool {
+        error.esource() == &ErrorSource::Downstream
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Request) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let seconds = ctx.started.elapsed().as_secs_f64();
+        self.metrics.record(ctx.upstream(), status, seconds);
+        let request = session.req_header();
+        let upstream = ctx.upstream().map(|a| a.to_string()).unwrap_or_default();
+        match error {
+            Some(error) if error.esource() != &ErrorSource::Downstream => tracing::warn!(
+                request_id = %ctx.id, method = %request.method, path = request.uri.path(),
+                status, upstream, tries = ctx.tried.len(), latency_ms = seconds * 1000.0,
+                error = %error, "request"
+            ),
+            _ => tracing::info!(
+                request_id = %ctx.id, method = %request.method, path = request.uri.path(),
+                status, upstream, tries = ctx.tried.len(), latency_ms = seconds * 1000.0,
+                "request"
+            ),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Replicas dying under load, and no replica at all.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Api, Lb};
+
+const ORDER: &str = r#"{"product":"Laptop","quantity":1,"customer_name":"John Doe","customer_address":"123 Main St"}"#;
+
+#[tokio::test]
+async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut apis: Vec<Api> = (1..=3)
+        .map(|i| Api::start(dir.path(), &format!("api-{i}")))
+        .collect();
+    let addrs: Vec<_> = apis.iter().map(Api::addr).collect();
+    let lb = Lb::start(dir.path(), &addrs, &[("APP__HEALTH__INTERVAL_MS", "300")]);
+    lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let created: Value = client
+        .post(lb.url("/orders"))
+        .header("content-type", "application/json")
+        .body(ORDER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/orders/{}", created["order"]["_id"].as_str().unwrap());
+
+    let mut failures = Vec::new();
+    let mut sent = 0;
+    let started = Instant::now();
+    let mut killed = false;
+    while started.elapsed() < Duration::from_secs(4) && sent < 20_000 {
+        if !killed && started.elapsed() > Duration::from_secs(1) {
+            apis[1].process.kill();
+            killed = true;
+        }
+        let response = if sent % 2 == 0 {
+            client.get(lb.url(&path)).send().await
+        } else {
+            client
+                .put(lb.url(&path))
+                .json(&json!({"quantity": sent % 100 + 1}))
+                .send()
+                .await
+        };
+        sent += 1;
+        match response {
+            Ok(r) if r.status() == 200 => {}
+            Ok(r) => failures.push(format!("{}", r.status())),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(sent > 100, "only {sent} requests sent");
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} failed: {failures:?}",
+        failures.len()
+    );
+    lb.wait_for_health(&[(addrs[1], false), (addrs[0], true), (addrs[2], true)]);
+
+    apis[1].restart();
+    lb.wait_for_health(&[(addrs[1], true)]);
+    let before = apis[1].requests("/orders/{id}");
+    for _ in 0..30 {
+        assert_eq!(
+            client.get(lb.url(&path)).send().await.unwrap().status(),
+            200
+        );
+    }
+    assert!(
+        apis[1].requests("/orders/{id}") > before,
+        "the restarted replica gets no traffic"
+    );
+}
+
+#[tokio::test]
+async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut apis: Vec<Api> = (1..=2)
+        .map(|i| Api::start(dir.path(), &format!("api-{i}")))
+        .collect();
+    let addrs: Vec<_> = apis.iter().map(Api::addr).collect();
+    let lb = Lb::start(dir.path(), &addrs, &[]);
+    lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
+    for api in &mut apis {
+        api.process.kill();
+    }
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let response = client.get(lb.url("/orders")).send().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(response.status().as_u16(), 502 | 503),
+            "{}",
+            response.status()
+        );
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["message"].is_string(), "{body}");
+    }
+    lb.wait_for_health(&addrs.iter().map(|a| (*a, false)).collect::<Vec<_>>());
+    let response = client.get(lb.url("/orders")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+}

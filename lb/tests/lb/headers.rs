@@ -1,0 +1,132 @@
+//! What the balancer adds to, keeps in and refuses of a request.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Api, Echo, Lb};
+
+#[tokio::test]
+async fn the_request_id_round_trips_and_is_created_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), "api-1");
+    let lb = Lb::start(dir.path(), &[api.addr()], &[]);
+    lb.wait_for_health(&[(api.addr(), true)]);
+    let client = reqwest::Client::new();
+    let response = client
+        .get(lb.url("/orders"))
+        .header("x-request-id", "trace-lb-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-lb-1");
+    let response = client.get(lb.url("/orders")).send().await.unwrap();
+    let created = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(created.len(), 36, "a UUID: {created}");
+    let log = std::fs::read_to_string(dir.path().join("api-1.log")).unwrap();
+    assert!(
+        log.contains(&created),
+        "the api saw the id the balancer created"
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let lb = Lb::start(dir.path(), &[echo.addr], &[]);
+    lb.wait_for_health(&[(echo.addr, true)]);
+    let response = reqwest::Client::new()
+        .get(lb.url("/orders"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("connection", "keep-alive, x-secret-hop")
+        .header("x-secret-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let heads = echo.heads.lock().unwrap().clone();
+    let head = heads
+        .iter()
+        .rev()
+        .find(|h| h.starts_with("GET /orders "))
+        .expect("the request reached the upstream")
+        .to_ascii_lowercase();
+    assert!(
+        head.contains("x-forwarded-for: 203.0.113.7, 127.0.0.1"),
+        "{head}"
+    );
+    assert!(head.contains("x-forwarded-proto: http"), "{head}");
+    assert!(head.contains("x-request-id: "), "{head}");
+    assert!(!head.contains("x-secret-hop"), "{head}");
+    assert!(!head.contains("keep-alive: timeout"), "{head}");
+}
+
+#[tokio::test]
+async fn oversized_headers_and_bodies_are_refused_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(dir.path(), "api-1");
+    let lb = Lb::start(
+        dir.path(),
+        &[api.addr()],
+        &[
+            ("APP__LIMITS__MAX_BODY_BYTES", "1000"),
+            ("APP__LIMITS__MAX_HEADER_BYTES", "2000"),
+        ],
+    );
+    lb.wait_for_health(&[(api.addr(), true)]);
+    let client = reqwest::Client::new();
+    let response = client
+        .get(lb.url("/orders"))
+        .header("x-big", "a".repeat(3000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].is_string());
+
+    let response = client
+        .post(lb.url("/orders"))
+        .body("x".repeat(5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].is_string());
+
+    let mut stream = TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    for _ in 0..4 {
+        let _ = write!(stream, "200\r\n{}\r\n", "y".repeat(0x200));
+    }
+    let _ = write!(stream, "0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let small = client
+        .post(lb.url("/orders"))
+        .body("x".repeat(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        small.status(),
+        415,
+        "a body under the limit reaches the api"
+    );
+}
