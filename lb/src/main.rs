@@ -111,6 +111,7 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             read_timeout: millis(settings.timeouts.upstream_read_ms),
             write_timeout: millis(settings.timeouts.upstream_write_ms),
             client_body_timeout: millis(settings.timeouts.client_body_ms),
+            client_keepalive_seconds: settings.timeouts.client_keepalive_seconds,
             max_retries: settings.retries.max,
             max_body_bytes: settings.limits.max_body_bytes,
             max_header_bytes: settings.limits.max_header_bytes,

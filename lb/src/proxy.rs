@@ -25,6 +25,7 @@ pub struct Policy {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub client_body_timeout: Duration,
+    pub client_keepalive_seconds: u64,
     pub max_retries: usize,
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
@@ -129,6 +130,7 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         session.set_read_timeout(Some(self.policy.client_body_timeout));
+        session.set_keepalive(Some(self.policy.client_keepalive_seconds));
         Ok(false)
     }
 

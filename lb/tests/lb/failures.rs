@@ -121,3 +121,32 @@ async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
     let response = client.get(lb.url("/orders")).send().await.unwrap();
     assert_eq!(response.status(), 503);
 }
+
+#[test]
+fn sigterm_stops_the_balancer_within_its_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = crate::harness::Echo::start();
+    let mut lb = Lb::start(
+        dir.path(),
+        &[echo.addr],
+        &[("APP__SERVER__GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS", "3")],
+    );
+    let child = lb.process.child.as_mut().unwrap();
+    let pid = child.id().to_string();
+    let started = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", lb.port)).is_err());
+}

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Benchmark: our pingora `lb` beside nginx, configured alike, in the same run.
+
+Both balance round-robin over the same three upstreams with an upstream keepalive pool of the
+same size and 2 workers, each logging one line per request to a file. wrk runs on CPU 0; the
+proxy and its upstreams share CPU 1. Two upstream sets: three trivial axum processes
+(`api/examples/ceiling.rs`) and three real api replicas (GET /orders/{id} on one SQLite file).
+Per proxy and concurrency: requests/s, p50/p99, the proxy's CPU microseconds per request (from
+/proc, all its processes) and its peak RSS, medians of --repeat runs (min-max), and the ratios
+to nginx. Last, the kill test: one upstream is killed during a wrk run; failed requests counted.
+
+Usage: bench/lb.py [--seconds 5] [--repeat 3] [--connections 64,256]
+Needs `infra/setup bench` (nginx, wrk, taskset).
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from common import (GENERATOR_CPU, RELEASE, Server, build, descendants, free_port)
+
+KEEPALIVE = 256
+
+
+def rss_kib(server):
+    total = 0
+    for pid in descendants(server.proc.pid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def trivial_upstreams():
+    return [Server([str(RELEASE / "examples" / "ceiling"), f"127.0.0.1:{free_port()}"])
+            for _ in range(3)]
+
+
+def api_upstreams(folder):
+    servers = []
+    for i in range(3):
+        servers.append(Server([str(RELEASE / "api")], env={
+            "APP__SERVER__LISTEN": f"127.0.0.1:{free_port()}",
+            "APP__SERVER__INSTANCE": f"api-{i + 1}",
+            "APP__STORE__URI": f"sqlite://{folder}/orders.db", "APP__LOG__LEVEL": "warn",
+            "RUST_LOG": "warn,api=info"}))
+    return servers
+
+
+def our_lb(upstreams, folder):
+    port, admin = free_port(), free_port()
+    addresses = ",".join(u.url.removeprefix("http://") for u in upstreams)
+    server = Server([str(RELEASE / "lb")], env={
+        "APP__SERVER__LISTEN": f"127.0.0.1:{port}", "APP__SERVER__ADMIN_LISTEN": f"127.0.0.1:{admin}",
+        "APP__SERVER__RUN_DIR": folder, "APP__SERVER__THREADS": "2",
+        "APP__UPSTREAMS__ADDRESSES": addresses,
+        "APP__UPSTREAMS__KEEPALIVE_POOL_SIZE": str(KEEPALIVE)}, port=port)
+    server.url = f"http://127.0.0.1:{port}"
+    return server
+
+
+def nginx(upstreams, folder):
+    port = free_port()
+    servers = "\n".join(f"        server {u.url.removeprefix('http://')};" for u in upstreams)
+    conf = Path(folder) / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log {folder}/nginx-access.log;
+    upstream api {{
+{servers}
+        keepalive {KEEPALIVE // 2};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_next_upstream error timeout http_502;
+            proxy_connect_timeout 500ms;
+        }}
+    }}
+}}
+""")
+    server = Server(["nginx", "-c", str(conf), "-p", folder, "-g", "daemon off;"], port=port)
+    server.url = f"http://127.0.0.1:{port}"
+    return server
+
+
+def wrk(url, connections, seconds):
+    out = subprocess.run(["taskset", "-c", GENERATOR_CPU, "wrk", "-t1", f"-c{connections}",
+                          f"-d{seconds}s", "--latency", url],
+                         check=True, capture_output=True, text=True).stdout
+
+    def millis(label):
+        match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": millis("50%"), "p99_ms": millis("99%"),
+            "failed": (sum(int(g) for g in errors.groups()) if errors else 0)
+            + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def measure(proxy, path, connections, seconds):
+    before = proxy.cpu_seconds()
+    result = wrk(proxy.url + path, connections, seconds)
+    cpu = proxy.cpu_seconds() - before
+    result["cpu_us"] = cpu * 1e6 / max(result["requests"], 1)
+    result["rss_mib"] = rss_kib(proxy) / 1024
+    return result
+
+
+def median(runs, key):
+    values = [r[key] for r in runs]
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(runs, key, digits=0):
+    m, lo, hi = median(runs, key)
+    return f"{m:,.{digits}f} ({lo:,.{digits}f}-{hi:,.{digits}f})"
+
+
+def kill_test(start_proxy, path, folder, seconds):
+    """wrk through the proxy while one of three api replicas is killed: failed requests."""
+    upstreams = api_upstreams(folder)
+    proxy = start_proxy(upstreams, folder)
+    try:
+        time.sleep(1.5)
+        runner = subprocess.Popen(["taskset", "-c", GENERATOR_CPU, "wrk", "-t1", "-c64",
+                                   f"-d{seconds}s", proxy.url + path],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(seconds / 3)
+        upstreams[1].proc.kill()
+        out, _ = runner.communicate(timeout=seconds + 30)
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        failed = (sum(int(g) for g in errors.groups()) if errors else 0) + \
+            (int(non2xx.group(1)) if non2xx else 0)
+        return requests, failed
+    finally:
+        proxy.stop()
+        for upstream in upstreams:
+            if upstream.proc.poll() is None:
+                upstream.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", type=lambda s: [int(c) for c in s.split(",")],
+                        default=[64, 256])
+    args = parser.parse_args()
+    build("-p", "lb", "-p", "api", "-p", "seed", "--bins", "--example", "ceiling")
+    folder = tempfile.mkdtemp(prefix="bench-lb-")
+    subprocess.run([str(RELEASE / "seed"), "reset", "--count", "1000", "--quiet"], check=True,
+                   env={**os.environ, "APP__STORE__URI": f"sqlite://{folder}/orders.db"},
+                   stdout=subprocess.DEVNULL)
+    results = {}
+    for target, start_upstreams in (("trivial", trivial_upstreams),
+                                    ("api", lambda: api_upstreams(folder))):
+        upstreams = start_upstreams()
+        path = "/orders/677485805345454400000000"
+        try:
+            for name, start in (("lb", our_lb), ("nginx", nginx)):
+                proxy = start(upstreams, folder)
+                try:
+                    time.sleep(1)
+                    for connections in args.connections:
+                        for _ in range(args.repeat):
+                            results.setdefault((target, connections, name), []).append(
+                                measure(proxy, path, connections, args.seconds))
+                finally:
+                    proxy.stop()
+        finally:
+            for upstream in upstreams:
+                upstream.stop()
+    kills = {name: kill_test(start, "/orders/677485805345454400000000", folder, 6)
+             for name, start in (("lb", our_lb), ("nginx", nginx))}
+
+    print(f"\n## bench/lb: wrk on CPU {GENERATOR_CPU}, proxy and 3 upstreams on the other CPU, "
+          f"{args.seconds} s per run, median of {args.repeat} (min-max)\n")
+    print("| upstreams | conns | proxy | requests/s | p50 ms | p99 ms | proxy CPU µs/request | "
+          "proxy RSS MiB | failed |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (target, connections, name), runs in results.items():
+        print(f"| {target} | {connections} | {name} | {cell(runs, 'rps')} | {cell(runs, 'p50_ms', 2)} | "
+              f"{cell(runs, 'p99_ms', 2)} | {cell(runs, 'cpu_us', 1)} | {cell(runs, 'rss_mib', 1)} | "
+              f"{sum(r['failed'] for r in runs)} |")
+    print("\nratios lb / nginx (CPU per request, p99; lower is better):")
+    for target in ("trivial", "api"):
+        for connections in args.connections:
+            ours, theirs = results[(target, connections, "lb")], results[(target, connections, "nginx")]
+            print(f"  {target}, {connections} connections: CPU {median(ours, 'cpu_us')[0] / median(theirs, 'cpu_us')[0]:.2f}x, "
+                  f"p99 {median(ours, 'p99_ms')[0] / median(theirs, 'p99_ms')[0]:.2f}x, "
+                  f"requests/s {median(ours, 'rps')[0] / median(theirs, 'rps')[0]:.2f}x")
+    print("\nkill test (64 connections, 6 s, one of three api replicas killed after 2 s):")
+    for name, (requests, failed) in kills.items():
+        print(f"  {name}: {failed} failed of {requests:,} requests")
+
+
+if __name__ == "__main__":
+    main()

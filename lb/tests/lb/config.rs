@@ -1,0 +1,54 @@
+//! Start-up configuration of the real binary.
+
+use std::process::Command;
+
+use crate::harness::{Echo, free_port, wait_for_port};
+
+fn refused(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .env_clear()
+        .env("APP__SERVER__RUN_DIR", dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
+    let stderr = refused(&[("APP__UPSTREAMS__ADDRESSES", "not-an-address")]);
+    assert!(stderr.contains("upstreams.addresses"), "{stderr}");
+    let stderr = refused(&[("APP__HEALTH__PATH", "readyz")]);
+    assert!(stderr.contains("health.path"), "{stderr}");
+    let stderr = refused(&[("APP__RETRIES__MAX", "-1")]);
+    assert!(stderr.contains("retries.max"), "{stderr}");
+}
+
+/// The shipped local configuration loads; environment variables override its addresses.
+#[test]
+fn the_local_configuration_file_starts_the_balancer() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let (port, admin) = (free_port(), free_port());
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local/lb.toml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(["--config", file])
+        .env_clear()
+        .env("APP__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("APP__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("APP__SERVER__RUN_DIR", dir.path())
+        .env("APP__UPSTREAMS__ADDRESSES", echo.addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    wait_for_port(admin);
+    let answer = crate::harness::get_text(([127, 0, 0, 1], port).into(), "/orders");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer, "{\"ok\":true}");
+}
