@@ -2,6 +2,9 @@
 //! with a fixed order as JSON — no store, no middleware. What the real api reaches beside it
 //! shows what our store and middleware cost.
 //!
+//! It also answers `GET /readyz`, so that it can stand in as a trivial upstream behind `lb`
+//! (`bench/lb.py`).
+//!
 //! Usage: `cargo run --release --example ceiling -- 127.0.0.1:0`
 
 use axum::extract::Path;
@@ -30,5 +33,9 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, Router::new().route("/orders/{id}", get(order))).await
+    let router = Router::new().route("/orders/{id}", get(order)).route(
+        "/readyz",
+        get(|| async { Json(json!({"status": "ready"})) }),
+    );
+    axum::serve(listener, router).await
 }

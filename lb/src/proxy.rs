@@ -173,6 +173,8 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         _ctx: &mut Request,
     ) -> Result<()> {
+        // pingora's remove_header also rewrites its case-preserving name map: only call it for
+        // headers that are there (the profile showed the blind removals at ~8% of a request).
         let listed: Vec<String> = upstream
             .headers
             .get_all(http::header::CONNECTION)
@@ -183,7 +185,9 @@ impl ProxyHttp for Proxy {
             .filter(|name| !name.is_empty() && name != "close" && name != "keep-alive")
             .collect();
         for name in listed.iter().map(String::as_str).chain(HOP_BY_HOP) {
-            upstream.remove_header(name);
+            if upstream.headers.contains_key(name) {
+                upstream.remove_header(name);
+            }
         }
         if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
             let forwarded = match upstream
