@@ -6,3 +6,4 @@ mod failures;
 mod harness;
 mod headers;
 mod spread;
+mod stack;
