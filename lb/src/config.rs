@@ -65,9 +65,10 @@ pub struct TimeoutSettings {
     /// Upstream read and write, per operation.
     pub upstream_read_ms: u64,
     pub upstream_write_ms: u64,
-    /// How long a client connection may sit idle between requests. (pingora applies it to each
-    /// read of the next request's headers; the first request's header reads have its fixed
-    /// 60 s per read: a client trickling bytes is not cut off yet, see docs/lb.md.)
+    /// A request's header block must arrive within this time (from the connection's accept, or
+    /// from the first byte of a later request); slower clients are disconnected.
+    pub client_header_ms: u64,
+    /// How long a client connection may sit idle between requests.
     pub client_keepalive_seconds: u64,
     /// A client must keep its request body moving: at most this long between reads.
     pub client_body_ms: u64,
@@ -128,6 +129,7 @@ impl Default for Settings {
                 connect_ms: 500,
                 upstream_read_ms: 30_000,
                 upstream_write_ms: 30_000,
+                client_header_ms: 10_000,
                 client_keepalive_seconds: 60,
                 client_body_ms: 10_000,
             },
@@ -194,7 +196,10 @@ impl Settings {
         if self.health.interval_ms == 0 || self.health.timeout_ms == 0 {
             return fail("health.interval_ms", "health timings must be at least 1 ms");
         }
-        if self.timeouts.connect_ms == 0 || self.timeouts.client_body_ms == 0 {
+        if self.timeouts.connect_ms == 0
+            || self.timeouts.client_body_ms == 0
+            || self.timeouts.client_header_ms == 0
+        {
             return fail("timeouts.connect_ms", "timeouts must be at least 1 ms");
         }
         if self.server.instance.is_empty()

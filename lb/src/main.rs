@@ -4,6 +4,7 @@
 mod config;
 mod metrics;
 mod proxy;
+mod slow_clients;
 mod upstreams;
 
 use std::path::PathBuf;
@@ -18,10 +19,12 @@ use pingora::lb::selection::RoundRobin;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 use crate::config::{LogFormat, Settings, millis};
 use crate::metrics::Metrics;
 use crate::proxy::{Policy, Proxy};
+use crate::slow_clients::HeaderDeadline;
 use crate::upstreams::Upstreams;
 
 /// Load balancer for the orders api. Settings: defaults < the TOML file < APP__SECTION__KEY.
@@ -117,7 +120,11 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             max_header_bytes: settings.limits.max_header_bytes,
         },
     };
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    let app = HeaderDeadline {
+        app: Arc::new(pingora::proxy::http_proxy(&server.configuration, proxy)),
+        limit: millis(settings.timeouts.client_header_ms),
+    };
+    let mut service = Service::new("orders lb".into(), app);
     for addr in &settings.server.listen {
         service.add_tcp(&addr.to_string());
     }

@@ -130,3 +130,80 @@ async fn oversized_headers_and_bodies_are_refused_with_json() {
         "a body under the limit reaches the api"
     );
 }
+
+/// A client that sends its headers a byte at a time is disconnected once the header deadline
+/// passes, while the bytes keep coming.
+#[test]
+fn a_client_trickling_its_headers_is_cut_off_at_the_header_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let lb = Lb::start(
+        dir.path(),
+        &[echo.addr],
+        &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "1000")],
+    );
+    lb.wait_for_health(&[(echo.addr, true)]);
+    let stream = TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let trickle = std::thread::spawn(move || {
+        let mut stream = stream;
+        for byte in b"GET /orders HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+            if stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let mut answer = Vec::new();
+    let outcome = reader.read_to_end(&mut answer);
+    let elapsed = started.elapsed();
+    assert!(
+        outcome.is_ok()
+            || outcome
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{outcome:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "cut off too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "not cut off in time: {elapsed:?}"
+    );
+    assert!(
+        echo.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|h| !h.contains("X-Slow"))
+    );
+    trickle.join().unwrap();
+}
+
+/// The deadline does not touch clients that keep a connection open between normal requests.
+#[tokio::test]
+async fn keep_alive_clients_are_not_cut_off_between_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = Echo::start();
+    let lb = Lb::start(
+        dir.path(),
+        &[echo.addr],
+        &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "500")],
+    );
+    lb.wait_for_health(&[(echo.addr, true)]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let response = client.get(lb.url("/orders")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+}
