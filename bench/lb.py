@@ -14,17 +14,14 @@ Needs `infra/setup bench` (nginx, wrk, taskset).
 """
 
 import argparse
-import json
 import os
 import re
-import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from common import (GENERATOR_CPU, RELEASE, Server, build, descendants, free_port)
+from common import GENERATOR_CPU, RELEASE, Server, build, descendants, fmt, free_port, summary
 
 KEEPALIVE = 256
 
@@ -130,16 +127,6 @@ def measure(proxy, path, connections, seconds):
     return result
 
 
-def median(runs, key):
-    values = [r[key] for r in runs]
-    return statistics.median(values), min(values), max(values)
-
-
-def cell(runs, key, digits=0):
-    m, lo, hi = median(runs, key)
-    return f"{m:,.{digits}f} ({lo:,.{digits}f}-{hi:,.{digits}f})"
-
-
 def kill_test(start_proxy, path, folder, seconds):
     """wrk through the proxy while one of three api replicas is killed: failed requests."""
     upstreams = api_upstreams(folder)
@@ -205,16 +192,16 @@ def main():
           "proxy RSS MiB | failed |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (target, connections, name), runs in results.items():
-        print(f"| {target} | {connections} | {name} | {cell(runs, 'rps')} | {cell(runs, 'p50_ms', 2)} | "
-              f"{cell(runs, 'p99_ms', 2)} | {cell(runs, 'cpu_us', 1)} | {cell(runs, 'rss_mib', 1)} | "
+        print(f"| {target} | {connections} | {name} | {fmt(runs, 'rps')} | {fmt(runs, 'p50_ms', 2)} | "
+              f"{fmt(runs, 'p99_ms', 2)} | {fmt(runs, 'cpu_us', 1)} | {fmt(runs, 'rss_mib', 1)} | "
               f"{sum(r['failed'] for r in runs)} |")
     print("\nratios lb / nginx (CPU per request, p99; lower is better):")
     for target in ("trivial", "api"):
         for connections in args.connections:
             ours, theirs = results[(target, connections, "lb")], results[(target, connections, "nginx")]
-            print(f"  {target}, {connections} connections: CPU {median(ours, 'cpu_us')[0] / median(theirs, 'cpu_us')[0]:.2f}x, "
-                  f"p99 {median(ours, 'p99_ms')[0] / median(theirs, 'p99_ms')[0]:.2f}x, "
-                  f"requests/s {median(ours, 'rps')[0] / median(theirs, 'rps')[0]:.2f}x")
+            print(f"  {target}, {connections} connections: CPU {summary(ours, 'cpu_us')[0] / summary(theirs, 'cpu_us')[0]:.2f}x, "
+                  f"p99 {summary(ours, 'p99_ms')[0] / summary(theirs, 'p99_ms')[0]:.2f}x, "
+                  f"requests/s {summary(ours, 'rps')[0] / summary(theirs, 'rps')[0]:.2f}x")
     print("\nkill test (64 connections, 6 s, one of three api replicas killed after 2 s):")
     for name, (requests, failed) in kills.items():
         print(f"  {name}: {failed} failed of {requests:,} requests")

@@ -25,7 +25,6 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
