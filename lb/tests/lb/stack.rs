@@ -24,6 +24,12 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         .env("API_BASE_PORT", base.to_string())
         .env("LB_LISTEN", format!("127.0.0.1:{lb_port}"))
         .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        // Settings only one binary knows must reach that one alone.
+        .env(
+            "APP__STORE__URI",
+            format!("sqlite://{}", data.path().join("chosen.db").display()),
+        )
+        .env("APP__HEALTH__INTERVAL_MS", "300")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(data.path().join("stack.log")).unwrap())
         .stderr(Stdio::inherit())
@@ -71,8 +77,8 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         assert_eq!(listed.status(), 200);
     }
     assert!(
-        data.path().join("orders.db").exists(),
-        "the replicas use the stack's data folder"
+        data.path().join("chosen.db").exists(),
+        "the replicas use the store URI from the environment"
     );
 
     assert!(stack.stop(), "the stack did not stop within 20 s");
