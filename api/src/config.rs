@@ -92,39 +92,18 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(String);
+pub use settings::ConfigError;
 
 impl Settings {
     /// Loads defaults < `file` (if given) < environment variables with `prefix` (`APP`).
     pub fn load(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
-        let defaults = config::Config::try_from(&Settings::default())
-            .map_err(|e| ConfigError(e.to_string()))?;
-        let mut builder = config::Config::builder().add_source(defaults);
-        if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix(prefix)
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = settings::load(file, prefix, &[])?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let fail = |key: &str, why: &str| Err(ConfigError::key(key, why));
         if self.server.body_limit == 0 {
             return fail("server.body_limit", "must be at least 1 byte");
         }

@@ -146,41 +146,18 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(String);
+pub use settings::ConfigError;
 
 impl Settings {
     pub fn load(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
-        let defaults = config::Config::try_from(&Settings::default())
-            .map_err(|e| ConfigError(e.to_string()))?;
-        let mut builder = config::Config::builder().add_source(defaults);
-        if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        let settings: Settings = builder
-            .add_source(
-                config::Environment::with_prefix(prefix)
-                    .prefix_separator("__")
-                    .separator("__")
-                    .list_separator(",")
-                    .with_list_parse_key("server.listen")
-                    .with_list_parse_key("upstreams.addresses")
-                    .try_parsing(true),
-            )
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings =
+            settings::load(file, prefix, &["server.listen", "upstreams.addresses"])?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let fail = |key: &str, why: &str| Err(ConfigError::key(key, why));
         if self.server.listen.is_empty() {
             return fail("server.listen", "needs at least one address");
         }
