@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, wait_for_port};
+use crate::harness::free_port;
 
 #[tokio::test]
 async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
@@ -37,7 +37,7 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         .unwrap();
     let mut stack = Stack(Some(stack));
     for port in [lb_port, admin, replicas[0], replicas[1]] {
-        wait_for_port(port);
+        stack.wait_for_port(port, &data.path().join("stack.log"));
     }
     let client = reqwest::Client::new();
     // The first health checks may run before the replicas listen: wait until both are ready.
@@ -101,6 +101,22 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
 struct Stack(Option<Child>);
 
 impl Stack {
+    /// Waits (bounded) for `port`; fails at once, with the stack's log, if the stack exits.
+    fn wait_for_port(&mut self, port: u16, log: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = self.0.as_mut().map(|c| c.try_wait().unwrap().is_some());
+            let log = || std::fs::read_to_string(log).unwrap_or_default();
+            assert!(exited != Some(true), "the stack exited early:\n{}", log());
+            assert!(
+                Instant::now() < deadline,
+                "nothing listens on {port}:\n{}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then waits (bounded); `false` if it had to be killed.
     fn stop(&mut self) -> bool {
         let Some(mut child) = self.0.take() else {
