@@ -13,7 +13,7 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_lb")).parent().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (base, lb_port, admin) = (free_port(), free_port(), free_port());
+    let (base, lb_port, admin) = (two_free_ports(), free_port(), free_port());
     let replicas = [base, base + 1];
     let stack = Command::new("bash")
         .arg(root.join("infra/run"))
@@ -94,6 +94,16 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
             log.contains(&format!("{name}.1 stopped")),
             "{name} did not stop:\n{log}"
         );
+    }
+}
+
+/// A free port whose next port is free too: the stack numbers its replicas from a base port.
+fn two_free_ports() -> u16 {
+    loop {
+        let base = free_port();
+        if base < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", base + 1)).is_ok() {
+            return base;
+        }
     }
 }
 
