@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod http;
+pub mod images;
 pub mod orders;
 pub mod startup;
 pub mod store;
