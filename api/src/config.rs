@@ -6,12 +6,57 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::images::ThumbnailSpec;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
+    pub images: ImageSettings,
+    pub queue: QueueSettings,
+    pub worker: WorkerSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSettings {
+    /// Largest upload accepted (the whole multipart body), in bytes.
+    pub max_upload_bytes: usize,
+    /// Largest canvas accepted (width × height, read from the header), in pixels.
+    pub max_pixels: u64,
+    /// Folder holding originals and thumbnails (a shared volume when replicas are on several
+    /// machines); relative to the working folder.
+    pub blob_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// `redis://HOST:PORT/DB`, `sqlite://PATH`, or empty: a table in the store's SQLite file.
+    pub url: String,
+    /// Prefix of the Redis keys (`images:jobs`, `images:delayed`), so stacks can share a server.
+    pub name: String,
+    /// How long a worker holds a job without renewing it before another worker takes it over.
+    pub lease_ms: u64,
+    /// Attempts per image before it is marked `failed`.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled per attempt (with jitter) up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Redis: how long connecting and each command may take before the caller gets 503.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs one worker process resizes at once (each on its own blocking thread).
+    pub concurrency: usize,
+    /// On SIGTERM, how long in-flight jobs may take to finish before they are handed back.
+    pub shutdown_timeout_ms: u64,
+    pub thumbnail: ThumbnailSpec,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +105,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// The job queue a queue URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueBackend {
+    Sqlite(PathBuf),
+    Redis(String),
+}
+
 /// The backend a store URI selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
@@ -83,6 +135,25 @@ impl Default for Settings {
                 collection: "orders".into(),
                 connect_timeout_ms: 2000,
                 server_selection_timeout_ms: 2000,
+            },
+            images: ImageSettings {
+                max_upload_bytes: 20 * 1024 * 1024,
+                max_pixels: 50_000_000,
+                blob_dir: PathBuf::from("data/blobs"),
+            },
+            queue: QueueSettings {
+                url: String::new(),
+                name: "images".into(),
+                lease_ms: 30_000,
+                max_attempts: 3,
+                retry_base_ms: 1000,
+                retry_max_ms: 60_000,
+                timeout_ms: 2000,
+            },
+            worker: WorkerSettings {
+                concurrency: 2,
+                shutdown_timeout_ms: 10_000,
+                thumbnail: ThumbnailSpec::default(),
             },
             log: LogSettings {
                 format: LogFormat::Text,
@@ -128,6 +199,37 @@ impl Settings {
                 "timeouts must be at least 1 ms",
             );
         }
+        if self.images.max_upload_bytes == 0 || self.images.max_pixels == 0 {
+            return fail("images.max_upload_bytes", "limits must be at least 1");
+        }
+        if let Err(why) = self.queue_backend() {
+            return fail("queue.url", &why);
+        }
+        if self.queue.name.is_empty() || self.queue.name.contains(char::is_whitespace) {
+            return fail("queue.name", "must be a word without spaces");
+        }
+        if self.queue.lease_ms < 100 {
+            return fail("queue.lease_ms", "must be at least 100 ms");
+        }
+        if self.queue.max_attempts == 0 {
+            return fail("queue.max_attempts", "must be at least 1");
+        }
+        if self.queue.retry_base_ms > self.queue.retry_max_ms {
+            return fail("queue.retry_base_ms", "must not exceed queue.retry_max_ms");
+        }
+        if self.queue.timeout_ms == 0 {
+            return fail("queue.timeout_ms", "must be at least 1 ms");
+        }
+        if self.worker.concurrency == 0 {
+            return fail("worker.concurrency", "must be at least 1");
+        }
+        let thumbnail = &self.worker.thumbnail;
+        if !(1..=4096).contains(&thumbnail.width) || !(1..=4096).contains(&thumbnail.height) {
+            return fail("worker.thumbnail.width", "sizes must be 1 to 4096 pixels");
+        }
+        if !(1..=100).contains(&thumbnail.jpeg_quality) {
+            return fail("worker.thumbnail.jpeg_quality", "must be 1 to 100");
+        }
         if self
             .log
             .level
@@ -137,6 +239,46 @@ impl Settings {
             return fail("log.level", "is not a valid tracing filter");
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The queue the (validated) settings name.
+    pub fn queue(&self) -> QueueBackend {
+        self.queue_backend()
+            .expect("queue.url is validated when settings load")
+    }
+
+    fn queue_backend(&self) -> Result<QueueBackend, String> {
+        let url = self.queue.url.as_str();
+        if url.is_empty() {
+            return match parse_store_uri(&self.store.uri) {
+                Ok(StoreBackend::Sqlite(path)) => Ok(QueueBackend::Sqlite(path)),
+                _ => {
+                    Err("must be set (redis://… or sqlite://…) when the store is not SQLite".into())
+                }
+            };
+        }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return redis::Client::open(url)
+                .map(|_| QueueBackend::Redis(url.to_owned()))
+                .map_err(|e| format!("{:?} is not a Redis URL: {e}", redact(url)));
+        }
+        match parse_store_uri(url) {
+            Ok(StoreBackend::Sqlite(path)) => Ok(QueueBackend::Sqlite(path)),
+            _ => Err(format!(
+                "{:?}: expected redis://HOST:PORT, sqlite://PATH, or empty for the store's SQLite file",
+                redact(url)
+            )),
+        }
+    }
+
+    /// The queue URL with any password replaced, safe to log.
+    pub fn redacted_queue(&self) -> String {
+        match self.queue() {
+            QueueBackend::Redis(url) => redact(&url),
+            QueueBackend::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::blobs::DirBlobStore;
 use crate::config::Settings;
 use crate::http::{self, AppState, Metrics};
-use crate::store;
+use crate::{queue, store};
 
 pub struct Application {
     listener: TcpListener,
@@ -19,11 +20,19 @@ pub struct Application {
 impl Application {
     /// Opens the store and binds the listener; port 0 picks a free port, see [`Self::local_addr`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = store::open(&settings.store)
+        let stores = store::open(&settings.store)
             .await
             .with_context(|| format!("opening the store {}", settings.store.redacted_uri()))?;
+        let queue = queue::open(settings)
+            .await
+            .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?;
+        let blobs = DirBlobStore::open(&settings.images.blob_dir)?;
         let state = AppState {
-            store,
+            store: stores.orders,
+            images: stores.images,
+            queue,
+            blobs: Arc::new(blobs),
+            uploads: settings.images.clone(),
             metrics: Arc::new(Metrics::new(&settings.server.instance)),
             instance: settings.server.instance.as_str().into(),
             body_limit: settings.server.body_limit,

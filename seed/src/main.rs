@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(args.config.as_deref(), "APP")?;
     let store = store::open(&settings.store)
         .await
-        .with_context(|| format!("opening {}", settings.store.redacted_uri()))?;
+        .with_context(|| format!("opening {}", settings.store.redacted_uri()))?
+        .orders;
     match args.command {
         Command::Clear => store.clear().await?,
         Command::Reset(load_args) => {

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::blobs::BlobError;
+use crate::queue::QueueError;
 use crate::store::StoreError;
 
 /// Per-field reasons, keyed by the field's name in the request.
@@ -31,9 +33,9 @@ pub enum ApiError {
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    /// 415: the body is not declared as JSON.
-    #[error("Content-Type must be application/json")]
-    UnsupportedMediaType,
+    /// 415: the body is not of a type this endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 422: well-formed JSON whose fields break the rules.
     #[error("{message}")]
     Validation {
@@ -43,6 +45,9 @@ pub enum ApiError {
     /// 503: the store cannot answer now; safe to retry later.
     #[error("the database is unavailable, try again later")]
     Unavailable(String),
+    /// 503: the job queue cannot take the upload now; safe to retry later.
+    #[error("the job queue is unavailable, try again later")]
+    QueueUnavailable(String),
     /// 500: a bug or an unexpected failure; the cause goes to the log, never to the client.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -73,9 +78,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +91,7 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
+            Self::QueueUnavailable(cause) => tracing::warn!(%cause, "queue unavailable"),
             _ => {}
         }
         let status = self.status();
@@ -115,5 +121,20 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Internal(cause) => Self::Internal(cause),
         }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::Unavailable(cause) => Self::QueueUnavailable(cause),
+            QueueError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(error: BlobError) -> Self {
+        Self::Internal(error.into())
     }
 }

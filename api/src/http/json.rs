@@ -17,7 +17,9 @@ impl FromRequest<AppState> for JsonObject {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !declares_json(&request) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(
+                "Content-Type must be application/json".into(),
+            ));
         }
         let limit = state.body_limit;
         let bytes =

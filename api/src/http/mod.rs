@@ -2,11 +2,13 @@
 //! request passes through (request id, one log line, metrics, panics as JSON 500s).
 
 pub mod error;
+mod images;
 mod json;
 mod metrics;
 mod openapi;
 mod operations;
 mod orders;
+mod page;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +28,10 @@ use tracing::Span;
 use self::error::ApiError;
 pub use self::metrics::Metrics;
 pub use self::openapi::ApiDoc;
-use crate::store::OrderStore;
+use crate::blobs::BlobStore;
+use crate::config::ImageSettings;
+use crate::queue::JobQueue;
+use crate::store::{ImageStore, OrderStore};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,6 +39,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn OrderStore>,
+    pub images: Arc<dyn ImageStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub blobs: Arc<dyn BlobStore>,
+    /// Upload limits.
+    pub uploads: ImageSettings,
     pub metrics: Arc<Metrics>,
     pub instance: Arc<str>,
     pub body_limit: usize,
@@ -44,6 +54,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
     Router::new()
         .merge(orders::router())
+        .merge(images::router(state.uploads.max_upload_bytes))
+        .route("/", get(page::show))
         .route("/healthz", get(operations::healthz))
         .route("/readyz", get(operations::readyz))
         .route("/metrics", get(metrics::show))

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{error, metrics, operations, orders};
+use super::{error, images, metrics, operations, orders};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,10 @@ use super::{error, metrics, operations, orders};
         orders::create,
         orders::update,
         orders::remove,
+        images::upload::upload,
+        images::show,
+        images::original,
+        images::thumbnail,
         operations::healthz,
         operations::readyz,
         operations::openapi,
@@ -24,6 +28,7 @@ use super::{error, metrics, operations, orders};
     components(schemas(error::ErrorBody)),
     tags(
         (name = "orders", description = "Orders of the shop"),
+        (name = "images", description = "Uploaded pictures and their thumbnails"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

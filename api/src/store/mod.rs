@@ -1,8 +1,11 @@
-//! Where orders are kept. The domain needs the small [`OrderStore`] trait; each backend is one
-//! file implementing it, chosen by the store URI in configuration.
+//! Where orders and image records are kept. The domain needs the small [`OrderStore`] and
+//! [`ImageStore`] traits; each backend implements both (orders and images in their own files),
+//! chosen by the store URI in configuration.
 
 mod mongo;
+mod mongo_images;
 mod sqlite;
+mod sqlite_images;
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{StoreBackend, StoreSettings};
+use crate::images::{Image, ImageId, Picture};
 use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
 pub use mongo::MongoStore;
@@ -60,10 +64,62 @@ pub trait OrderStore: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Image records: the state of each upload on its way to a thumbnail.
+#[async_trait]
+pub trait ImageStore: Send + Sync + 'static {
+    async fn insert_image(&self, image: &Image) -> Result<(), StoreError>;
+
+    async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError>;
+
+    /// A worker starts on the image: counts the attempt and marks it `processing`, unless it is
+    /// already `done` or `failed` (then it is returned unchanged). `None` when unknown.
+    async fn start_attempt(
+        &self,
+        id: ImageId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Image>, StoreError>;
+
+    /// The thumbnail is stored: marks the image `done` (again, harmlessly, if a second worker
+    /// finishes the same job).
+    async fn finish_image(
+        &self,
+        id: ImageId,
+        thumbnail: Picture,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// An attempt failed for `reason`: back to `queued` for a retry, or `failed` when `last`.
+    /// A `done` image stays done.
+    async fn fail_attempt(
+        &self,
+        id: ImageId,
+        reason: &str,
+        last: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
+/// One backend, seen through each trait.
+#[derive(Clone)]
+pub struct Stores {
+    pub orders: Arc<dyn OrderStore>,
+    pub images: Arc<dyn ImageStore>,
+}
+
+impl Stores {
+    fn of<T: OrderStore + ImageStore>(store: T) -> Self {
+        let store = Arc::new(store);
+        Self {
+            orders: store.clone(),
+            images: store,
+        }
+    }
+}
+
 /// Opens the backend the settings name, creating its schema when missing.
-pub async fn open(settings: &StoreSettings) -> Result<Arc<dyn OrderStore>, StoreError> {
+pub async fn open(settings: &StoreSettings) -> Result<Stores, StoreError> {
     match settings.backend() {
-        StoreBackend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(&path, settings).await?)),
-        StoreBackend::Mongo => Ok(Arc::new(MongoStore::open(settings).await?)),
+        StoreBackend::Sqlite(path) => Ok(Stores::of(SqliteStore::open(&path, settings).await?)),
+        StoreBackend::Mongo => Ok(Stores::of(MongoStore::open(settings).await?)),
     }
 }

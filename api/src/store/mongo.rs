@@ -33,6 +33,7 @@ const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
 pub struct MongoStore {
     client: Client,
     orders: Collection<Document>,
+    pub(super) images: Collection<Document>,
     /// Set once the indexes exist; until then the store does not call itself ready.
     indexed: Arc<AtomicBool>,
 }
@@ -50,12 +51,13 @@ impl MongoStore {
         options.server_selection_timeout =
             Some(Duration::from_millis(settings.server_selection_timeout_ms));
         let client = Client::with_options(options).map_err(map_error)?;
-        let orders = client
-            .database(&settings.database)
-            .collection::<Document>(&settings.collection);
+        let database = client.database(&settings.database);
+        let orders = database.collection::<Document>(&settings.collection);
+        let images = database.collection::<Document>("images");
         let store = Self {
             client,
             orders,
+            images,
             indexed: Arc::new(AtomicBool::new(false)),
         };
         store.spawn_index_creation();
@@ -99,7 +101,7 @@ impl MongoStore {
     }
 }
 
-fn map_error(error: mongodb::error::Error) -> StoreError {
+pub(super) fn map_error(error: mongodb::error::Error) -> StoreError {
     match error.kind.as_ref() {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
@@ -188,7 +190,7 @@ fn quantity(value: Option<&Bson>) -> Quantity {
     Quantity::from_stored(number)
 }
 
-fn time(value: Option<&Bson>) -> Option<DateTime<Utc>> {
+pub(super) fn time(value: Option<&Bson>) -> Option<DateTime<Utc>> {
     match value {
         Some(Bson::DateTime(t)) => DateTime::from_timestamp_millis(t.timestamp_millis()),
         Some(Bson::String(s)) => DateTime::parse_from_rfc3339(s)

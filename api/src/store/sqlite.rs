@@ -21,7 +21,8 @@ use crate::orders::{
 };
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE orders (
         id               TEXT PRIMARY KEY NOT NULL,
         product          TEXT NOT NULL,
@@ -33,7 +34,26 @@ const MIGRATIONS: &[&str] = &[r#"
     ) WITHOUT ROWID;
     CREATE INDEX orders_by_customer_name ON orders (customer_name, id);
     CREATE INDEX orders_by_product ON orders (product, id);
-"#];
+"#,
+    r#"
+    CREATE TABLE images (
+        id               TEXT PRIMARY KEY NOT NULL,
+        status           TEXT NOT NULL,
+        original_format  TEXT NOT NULL,
+        original_width   INTEGER NOT NULL,
+        original_height  INTEGER NOT NULL,
+        original_bytes   INTEGER NOT NULL,
+        thumbnail_format TEXT,
+        thumbnail_width  INTEGER,
+        thumbnail_height INTEGER,
+        thumbnail_bytes  INTEGER,
+        attempts         INTEGER NOT NULL,
+        error            TEXT,
+        created_at       TEXT NOT NULL,
+        updated_at       TEXT NOT NULL
+    ) WITHOUT ROWID;
+"#,
+];
 
 const COLUMNS: &str =
     "id, product, quantity, customer_name, customer_address, created_at, updated_at";
@@ -90,7 +110,7 @@ impl SqliteStore {
     }
 
     /// Runs blocking SQLite work on one of the pool's connection threads.
-    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -132,24 +152,22 @@ fn map_error(error: rusqlite::Error) -> StoreError {
     }
 }
 
-fn timestamp(time: &DateTime<Utc>) -> String {
+pub(super) fn timestamp(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+pub(super) fn invalid(index: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
+}
+
+pub(super) fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let text: String = row.get(index)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| invalid(index, e.to_string()))
+}
+
 fn read_order(row: &Row<'_>) -> rusqlite::Result<Order> {
-    fn invalid(index: usize, message: String) -> rusqlite::Error {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            message.into(),
-        )
-    }
-    fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
-        let text: String = row.get(index)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| invalid(index, e.to_string()))
-    }
     let id: String = row.get(0)?;
     Ok(Order {
         id: OrderId::parse(&id).map_err(|e| invalid(0, e))?,

@@ -1,0 +1,150 @@
+//! Where image files are kept. The interface is a key-value store of whole files so that an
+//! S3-compatible store can stand beside the directory one; keys are built from image ids only,
+//! so no user-supplied name ever reaches a path.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use crate::images::ImageId;
+
+/// Which file of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKey {
+    Original(ImageId),
+    Thumbnail(ImageId),
+}
+
+impl BlobKey {
+    /// `originals/ab/ab12…`: two-character fan-out keeps directories small.
+    fn relative_path(&self) -> PathBuf {
+        let (kind, id) = match self {
+            Self::Original(id) => ("originals", id),
+            Self::Thumbnail(id) => ("thumbnails", id),
+        };
+        let id = id.to_string();
+        PathBuf::from(kind).join(&id[..2]).join(id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("blob store: {0:#}")]
+pub struct BlobError(#[from] anyhow::Error);
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `bytes` under `key`, replacing what was there; readers see the old file or the
+    /// new one, never a part.
+    async fn put(&self, key: BlobKey, bytes: &[u8]) -> Result<(), BlobError>;
+
+    async fn get(&self, key: BlobKey) -> Result<Option<Vec<u8>>, BlobError>;
+
+    /// Removes the file if present.
+    async fn delete(&self, key: BlobKey) -> Result<(), BlobError>;
+}
+
+/// Files under one directory (a local folder or a shared volume).
+pub struct DirBlobStore {
+    root: PathBuf,
+}
+
+impl DirBlobStore {
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(root.join("tmp"))
+            .with_context(|| format!("creating {}", root.display()))?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl BlobStore for DirBlobStore {
+    async fn put(&self, key: BlobKey, bytes: &[u8]) -> Result<(), BlobError> {
+        let path = self.root.join(key.relative_path());
+        let parent = path.parent().expect("blob paths have a parent");
+        tokio::fs::create_dir_all(parent)
+            .await
+            .with_context(|| format!("creating {}", parent.display()))?;
+        // Written aside, flushed to disk, then renamed into place: a crash leaves the old file
+        // or the whole new one, and two workers writing the same thumbnail cannot mix bytes.
+        let temporary = self
+            .root
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string());
+        let write = async {
+            let mut file = tokio::fs::File::create(&temporary).await?;
+            file.write_all(bytes).await?;
+            file.sync_all().await?;
+            tokio::fs::rename(&temporary, &path).await
+        };
+        if let Err(error) = write.await {
+            let _ = tokio::fs::remove_file(&temporary).await;
+            return Err(anyhow::Error::new(error)
+                .context(format!("writing {}", path.display()))
+                .into());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: BlobKey) -> Result<Option<Vec<u8>>, BlobError> {
+        let path = self.root.join(key.relative_path());
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("reading {}", path.display()))
+                .into()),
+        }
+    }
+
+    async fn delete(&self, key: BlobKey) -> Result<(), BlobError> {
+        let path = self.root.join(key.relative_path());
+        match tokio::fs::remove_file(&path).await {
+            Err(error) if error.kind() != ErrorKind::NotFound => Err(anyhow::Error::new(error)
+                .context(format!("removing {}", path.display()))
+                .into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_round_trip_by_key_and_vanish_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = DirBlobStore::open(dir.path()).unwrap();
+        let id = ImageId::generate();
+        assert_eq!(blobs.get(BlobKey::Original(id)).await.unwrap(), None);
+        blobs.put(BlobKey::Original(id), b"first").await.unwrap();
+        blobs.put(BlobKey::Original(id), b"second").await.unwrap();
+        blobs.put(BlobKey::Thumbnail(id), b"small").await.unwrap();
+        assert_eq!(
+            blobs.get(BlobKey::Original(id)).await.unwrap().unwrap(),
+            b"second"
+        );
+        assert_eq!(
+            blobs.get(BlobKey::Thumbnail(id)).await.unwrap().unwrap(),
+            b"small"
+        );
+        let text = id.to_string();
+        assert!(
+            dir.path()
+                .join("originals")
+                .join(&text[..2])
+                .join(&text)
+                .is_file()
+        );
+        blobs.delete(BlobKey::Original(id)).await.unwrap();
+        blobs.delete(BlobKey::Original(id)).await.unwrap();
+        assert_eq!(blobs.get(BlobKey::Original(id)).await.unwrap(), None);
+        let leftovers = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        assert_eq!(leftovers, 0);
+    }
+}

@@ -1,0 +1,172 @@
+//! `/images`: upload a picture (queued for a worker), follow its status, download the original
+//! and the thumbnail.
+
+pub mod upload;
+mod view;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use self::upload::upload;
+pub use self::view::ImageView;
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use crate::blobs::BlobKey;
+use crate::images::{Image, ImageId, ImageStatus, Picture};
+
+const NOT_FOUND: &str = "Image not found";
+
+pub fn router(max_upload_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/images",
+            post(upload).layer(DefaultBodyLimit::max(max_upload_bytes)),
+        )
+        .route("/images/{id}", get(show))
+        .route("/images/{id}/original", get(original))
+        .route("/images/{id}/thumbnail", get(thumbnail))
+}
+
+async fn find(
+    state: &AppState,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Image, ApiError> {
+    let Path(id) = id.map_err(|_| ApiError::BadRequest("malformed image id".into()))?;
+    let id = ImageId::parse(&id).map_err(|why| ApiError::BadRequest(format!("image id {why}")))?;
+    state
+        .images
+        .get_image(id)
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+/// The image's status, sizes, attempts and links.
+#[utoipa::path(get, path = "/images/{id}", tag = "images",
+    params(("id" = String, Path, description = "32 hex characters")),
+    responses(
+        (status = 200, description = "The image", body = ImageView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such image", body = ErrorBody),
+    ))]
+pub async fn show(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<ImageView>, ApiError> {
+    Ok(Json(ImageView::from(&find(&state, id).await?)))
+}
+
+/// The uploaded file as it was sent.
+#[utoipa::path(get, path = "/images/{id}/original", tag = "images",
+    params(("id" = String, Path, description = "32 hex characters")),
+    responses(
+        (status = 200, description = "The file, with its type, an ETag and cache headers"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such image", body = ErrorBody),
+    ))]
+pub async fn original(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let image = find(&state, id).await?;
+    serve_file(
+        &state,
+        BlobKey::Original(image.id),
+        image.original,
+        &headers,
+        "o",
+    )
+    .await
+}
+
+/// The thumbnail, once the image is `done`.
+#[utoipa::path(get, path = "/images/{id}/thumbnail", tag = "images",
+    params(("id" = String, Path, description = "32 hex characters")),
+    responses(
+        (status = 200, description = "The thumbnail, with its type, an ETag and cache headers"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such image", body = ErrorBody),
+        (status = 409, description = "Not ready yet, or failed", body = ErrorBody),
+    ))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let image = find(&state, id).await?;
+    match (image.status, image.thumbnail) {
+        (ImageStatus::Done, Some(picture)) => {
+            let tag = format!("t{}x{}", picture.width, picture.height);
+            serve_file(
+                &state,
+                BlobKey::Thumbnail(image.id),
+                picture,
+                &headers,
+                &tag,
+            )
+            .await
+        }
+        (ImageStatus::Failed, _) => Err(ApiError::Conflict(format!(
+            "the thumbnail could not be made: {}",
+            image.error.as_deref().unwrap_or("unknown reason")
+        ))),
+        (status, _) => Err(ApiError::Conflict(format!(
+            "the thumbnail is not ready yet (status: {})",
+            status.as_str()
+        ))),
+    }
+}
+
+/// A stored file with validators: an image's files never change once written, so they may be
+/// cached for good and revalidated by ETag.
+async fn serve_file(
+    state: &AppState,
+    key: BlobKey,
+    picture: Picture,
+    headers: &HeaderMap,
+    tag: &str,
+) -> Result<Response, ApiError> {
+    let id = match key {
+        BlobKey::Original(id) | BlobKey::Thumbnail(id) => id,
+    };
+    let etag = format!("\"{id}-{tag}\"");
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (
+            header::CACHE_CONTROL,
+            "public, max-age=31536000, immutable".into(),
+        ),
+    ];
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|candidate| candidate.trim() == etag || candidate.trim() == "*");
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    let bytes = state
+        .blobs
+        .get(key)
+        .await?
+        .ok_or(ApiError::NotFound("the image's file is missing"))?;
+    let mut response = (cache, Body::from(bytes)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(picture.format.content_type()),
+    );
+    // Uploaded bytes are served back: browsers must not guess another type from them.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,124 @@
+//! `POST /images`: a multipart form with one field `file`. The size limit applies while the body
+//! streams in; the format and dimensions are checked from the bytes before anything is stored.
+
+use axum::Json;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::blobs::BlobKey;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody, FieldErrors};
+use crate::images::{Image, ImageId, UploadError, UploadLimits, inspect};
+
+const FIELD: &str = "file";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadAccepted {
+    #[schema(example = "Success")]
+    pub message: String,
+    pub job_id: String,
+    #[schema(example = "/images/0f4c2a9e8d7b4c1a9e3f5b6d7c8a9b0c")]
+    pub status_url: String,
+}
+
+fn field_error(why: impl Into<String>) -> ApiError {
+    ApiError::Validation {
+        message: "the upload is not acceptable".into(),
+        errors: FieldErrors::from([(FIELD.to_owned(), why.into())]),
+    }
+}
+
+fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", error.body_text()))
+    }
+}
+
+/// Upload an image (JPEG, PNG or WebP) as the multipart field `file`; a worker makes its
+/// thumbnail. Answers at once with where to follow the job.
+#[utoipa::path(post, path = "/images", tag = "images",
+    request_body(content_type = "multipart/form-data", description = "Field `file`: the image"),
+    responses(
+        (status = 202, description = "Stored and queued; `Location` is the status URL", body = UploadAccepted),
+        (status = 400, description = "Malformed multipart body", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not multipart, or not a JPEG, PNG or WebP", body = ErrorBody),
+        (status = 422, description = "No file, an empty file, an unreadable header, or too many pixels", body = ErrorBody),
+        (status = 503, description = "The store or the queue is unavailable", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut multipart = multipart.map_err(|_| {
+        ApiError::UnsupportedMediaType("Content-Type must be multipart/form-data".into())
+    })?;
+    let limit = state.uploads.max_upload_bytes;
+    let mut file = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        let is_file = field.name() == Some(FIELD);
+        // Other fields are read and dropped: the limit still counts them.
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+        if is_file {
+            if file.is_some() {
+                return Err(field_error("send one file per upload"));
+            }
+            file = Some(bytes);
+        }
+    }
+    let bytes = file.ok_or_else(|| field_error("is required"))?;
+    let original = inspect(
+        &bytes,
+        UploadLimits {
+            max_pixels: state.uploads.max_pixels,
+        },
+    )
+    .map_err(|error| match error {
+        UploadError::UnsupportedFormat => ApiError::UnsupportedMediaType(error.to_string()),
+        other => field_error(other.to_string()),
+    })?;
+
+    let id = ImageId::generate();
+    let now = Utc::now();
+    state.blobs.put(BlobKey::Original(id), &bytes).await?;
+    if let Err(error) = state
+        .images
+        .insert_image(&Image::queued(id, original, now))
+        .await
+    {
+        let _ = state.blobs.delete(BlobKey::Original(id)).await;
+        return Err(error.into());
+    }
+    if let Err(error) = state.queue.enqueue(id).await {
+        // The record says why there will be no thumbnail; the file is not kept for nothing.
+        let _ = state
+            .images
+            .fail_attempt(id, "the job could not be queued", true, Utc::now())
+            .await;
+        let _ = state.blobs.delete(BlobKey::Original(id)).await;
+        return Err(error.into());
+    }
+    tracing::info!(image = %id, format = original.format.as_str(), width = original.width,
+        height = original.height, bytes = original.bytes, "image queued");
+    let status_url = format!("/images/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, status_url.clone())],
+        Json(UploadAccepted {
+            message: "Success".into(),
+            job_id: id.to_string(),
+            status_url,
+        }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! The JSON shape of an image.
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::images::{Image, ImageFormat, ImageStatus, Picture};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PictureView {
+    pub format: ImageFormat,
+    #[schema(example = "image/jpeg")]
+    pub content_type: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+}
+
+impl From<Picture> for PictureView {
+    fn from(picture: Picture) -> Self {
+        Self {
+            format: picture.format,
+            content_type: picture.format.content_type(),
+            width: picture.width,
+            height: picture.height,
+            bytes: picture.bytes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub original: String,
+    /// Present once the thumbnail is ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageView {
+    #[schema(example = "0f4c2a9e8d7b4c1a9e3f5b6d7c8a9b0c")]
+    pub id: String,
+    /// The same id: one job per image.
+    pub job_id: String,
+    pub status: ImageStatus,
+    pub original: PictureView,
+    pub thumbnail: Option<PictureView>,
+    /// Times a worker has started on it.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    #[schema(example = "2026-11-22T13:45:00.123Z")]
+    pub created_at: String,
+    pub updated_at: String,
+    pub links: Links,
+}
+
+impl From<&Image> for ImageView {
+    fn from(image: &Image) -> Self {
+        let this = format!("/images/{}", image.id);
+        let done = image.status == ImageStatus::Done;
+        Self {
+            id: image.id.to_string(),
+            job_id: image.id.to_string(),
+            status: image.status,
+            original: image.original.into(),
+            thumbnail: image.thumbnail.map(Into::into),
+            attempts: image.attempts,
+            error: image.error.clone(),
+            created_at: image
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            updated_at: image
+                .updated_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            links: Links {
+                original: format!("{this}/original"),
+                thumbnail: done.then(|| format!("{this}/thumbnail")),
+                this,
+            },
+        }
+    }
+}

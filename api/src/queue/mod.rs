@@ -1,0 +1,74 @@
+//! The image job queue. At-least-once: a job stays owned by the worker that claimed it until it
+//! is acknowledged (after its result is stored) or handed back; a worker that dies stops renewing
+//! its lease and the job is taken over by another once the lease expires. Failed jobs come back
+//! after a delay. Two backends: Redis streams (production) and a table in a SQLite file
+//! (the zero-setup default).
+
+mod redis;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{QueueBackend, Settings};
+use crate::images::ImageId;
+
+pub use self::redis::RedisQueue;
+pub use self::sqlite::SqliteQueue;
+
+/// A job held by one worker, with what the backend needs to renew, acknowledge or return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub image: ImageId,
+    /// The backend's handle for this delivery (a stream entry id, or the lease token).
+    receipt: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The queue cannot be reached now; the caller may retry later.
+    #[error("the job queue is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Adds a job for `image`. Once this returns, the job survives any process dying.
+    async fn enqueue(&self, image: ImageId) -> Result<(), QueueError>;
+
+    /// Takes the next due job (new, retried, or abandoned by a dead worker) for `consumer`,
+    /// waiting up to about a second when there is none.
+    async fn claim(&self, consumer: &str) -> Result<Option<Delivery>, QueueError>;
+
+    /// Renews the lease: the job stays this consumer's for another lease period.
+    async fn renew(&self, delivery: &Delivery, consumer: &str) -> Result<(), QueueError>;
+
+    /// The job is finished (its result is stored); it will not be delivered again.
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Hands the job back, to be delivered again after `delay` (zero: at once).
+    async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
+
+    /// Succeeds when the backend answers.
+    async fn ping(&self) -> Result<(), QueueError>;
+}
+
+/// Opens the queue the settings name.
+pub async fn open(settings: &Settings) -> Result<Arc<dyn JobQueue>, QueueError> {
+    let lease = Duration::from_millis(settings.queue.lease_ms);
+    match settings.queue() {
+        QueueBackend::Sqlite(path) => Ok(Arc::new(
+            SqliteQueue::open(&path, lease, settings.store.busy_timeout_ms).await?,
+        )),
+        QueueBackend::Redis(url) => Ok(Arc::new(RedisQueue::open(
+            &url,
+            &settings.queue.name,
+            lease,
+            Duration::from_millis(settings.queue.timeout_ms),
+        )?)),
+    }
+}

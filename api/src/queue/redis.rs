@@ -1,0 +1,246 @@
+//! The production queue: a Redis stream read by one consumer group. A claimed entry stays in the
+//! group's pending list until XACK; its idle time is the lease (renewed with XCLAIM), and
+//! XAUTOCLAIM hands entries idle longer than the lease to a live worker. Delayed retries wait in
+//! a sorted set and are moved into the stream by a Lua script once due. Every change of state
+//! is one MULTI or one script, so a crash never leaves a job in two places or in none.
+//!
+//! For no job to be lost when Redis itself restarts, run it with `appendonly yes`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisError, Script};
+
+use super::{Delivery, JobQueue, QueueError};
+use crate::images::ImageId;
+
+const GROUP: &str = "workers";
+const FIELD: &str = "image";
+/// How long one XREADGROUP waits for a new entry.
+const BLOCK: Duration = Duration::from_secs(1);
+
+/// Moves due members of the delayed set (KEYS[2]) into the stream (KEYS[1]).
+const PROMOTE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
+for _, image in ipairs(due) do
+  redis.call('XADD', KEYS[1], '*', ARGV[2], image)
+  redis.call('ZREM', KEYS[2], image)
+end
+return #due
+";
+
+pub struct RedisQueue {
+    /// Short commands, shared by every caller of this process.
+    commands: ConnectionManager,
+    /// XREADGROUP … BLOCK holds a connection while it waits; it gets its own.
+    blocking: ConnectionManager,
+    stream: String,
+    delayed: String,
+    lease: Duration,
+    promote: Script,
+    /// Set once the consumer group is known to exist (reset when Redis says it does not).
+    grouped: AtomicBool,
+}
+
+impl RedisQueue {
+    /// Connects lazily: Redis may start after the api and workers, and come and go; calls made
+    /// while it is down fail with `Unavailable` within `timeout`.
+    pub fn open(
+        url: &str,
+        name: &str,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<Self, QueueError> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("queue.url: {e}"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(timeout);
+        let blocking_config = config.clone().set_response_timeout(Some(BLOCK + timeout));
+        let manager = |config| {
+            ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .map_err(|e| QueueError::Internal(anyhow::anyhow!("connecting to Redis: {e}")))
+        };
+        Ok(Self {
+            commands: manager(config)?,
+            blocking: manager(blocking_config)?,
+            stream: format!("{name}:jobs"),
+            delayed: format!("{name}:delayed"),
+            lease,
+            promote: Script::new(PROMOTE),
+            grouped: AtomicBool::new(false),
+        })
+    }
+
+    async fn ensure_group(&self) -> Result<(), QueueError> {
+        if self.grouped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut connection = self.commands.clone();
+        // From the start of the stream: jobs added before the group existed are delivered too.
+        let created: Result<(), RedisError> = connection
+            .xgroup_create_mkstream(&self.stream, GROUP, "0")
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(error) if error.code() == Some("BUSYGROUP") => {}
+            Err(error) => return Err(self.map_error(error)),
+        }
+        self.grouped.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn map_error(&self, error: RedisError) -> QueueError {
+        if error.code() == Some("NOGROUP") {
+            // Redis restarted without its data: create the group again on the next call.
+            self.grouped.store(false, Ordering::Release);
+            return QueueError::Unavailable("the consumer group is gone; recreating it".into());
+        }
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.code() == Some("LOADING")
+        {
+            return QueueError::Unavailable(error.to_string());
+        }
+        QueueError::Internal(anyhow::anyhow!("Redis: {error}"))
+    }
+
+    fn delivery(entry: &StreamId) -> Result<Delivery, QueueError> {
+        let image: String = entry
+            .get(FIELD)
+            .ok_or_else(|| anyhow::anyhow!("stream entry {} has no {FIELD} field", entry.id))?;
+        let image = ImageId::parse(&image)
+            .map_err(|e| anyhow::anyhow!("stream entry {} names image {image:?}: {e}", entry.id))?;
+        Ok(Delivery {
+            image,
+            receipt: entry.id.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl JobQueue for RedisQueue {
+    async fn enqueue(&self, image: ImageId) -> Result<(), QueueError> {
+        self.ensure_group().await?;
+        let mut connection = self.commands.clone();
+        let _: String = connection
+            .xadd(&self.stream, "*", &[(FIELD, image.to_string())])
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(())
+    }
+
+    async fn claim(&self, consumer: &str) -> Result<Option<Delivery>, QueueError> {
+        self.ensure_group().await?;
+        let mut connection = self.commands.clone();
+        let _: i64 = self
+            .promote
+            .key(&self.stream)
+            .key(&self.delayed)
+            .arg(Utc::now().timestamp_millis())
+            .arg(FIELD)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        // First, a job whose holder stopped renewing its lease.
+        let abandoned: redis::streams::StreamAutoClaimReply = connection
+            .xautoclaim_options(
+                &self.stream,
+                GROUP,
+                consumer,
+                self.lease.as_millis() as u64,
+                "0-0",
+                StreamAutoClaimOptions::default().count(1),
+            )
+            .await
+            .map_err(|e| self.map_error(e))?;
+        if let Some(entry) = abandoned.claimed.first() {
+            tracing::info!(entry = %entry.id, "taking over a job whose lease expired");
+            return Self::delivery(entry).map(Some);
+        }
+        let mut blocking = self.blocking.clone();
+        let options = StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(1)
+            .block(BLOCK.as_millis() as usize);
+        let reply: Option<StreamReadReply> = blocking
+            .xread_options(&[&self.stream], &[">"], &options)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        match reply
+            .as_ref()
+            .and_then(|reply| reply.keys.first())
+            .and_then(|key| key.ids.first())
+        {
+            Some(entry) => Self::delivery(entry).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn renew(&self, delivery: &Delivery, consumer: &str) -> Result<(), QueueError> {
+        let mut connection = self.commands.clone();
+        // XCLAIM resets the entry's idle time, which is what XAUTOCLAIM measures the lease by.
+        let _: redis::Value = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg(&delivery.receipt)
+            .arg("JUSTID")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(())
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let mut connection = self.commands.clone();
+        let _: (i64, i64) = redis::pipe()
+            .atomic()
+            .xack(&self.stream, GROUP, &[&delivery.receipt])
+            .xdel(&self.stream, &[&delivery.receipt])
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(())
+    }
+
+    async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        let mut connection = self.commands.clone();
+        let image = delivery.image.to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if delay.is_zero() {
+            pipe.xadd(&self.stream, "*", &[(FIELD, &image)]).ignore();
+        } else {
+            let due = Utc::now().timestamp_millis() + delay.as_millis() as i64;
+            pipe.zadd(&self.delayed, &image, due).ignore();
+        }
+        pipe.xack(&self.stream, GROUP, &[&delivery.receipt])
+            .ignore()
+            .xdel(&self.stream, &[&delivery.receipt])
+            .ignore();
+        let () = pipe
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let mut connection = self.commands.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! The embedded queue: one row per pending job in a SQLite file (by default the store's), with
+//! the lease in the row. Claiming is one UPDATE … RETURNING, so two workers (threads or
+//! processes) can never take the same due job.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_sqlite::{Pool, PoolBuilder};
+use async_trait::async_trait;
+use chrono::Utc;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::{Delivery, JobQueue, QueueError};
+use crate::images::ImageId;
+
+/// How long `claim` waits between looks at an empty queue.
+const POLL: Duration = Duration::from_millis(100);
+/// How long one `claim` call waits in all when nothing is due.
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
+
+pub struct SqliteQueue {
+    pool: Pool,
+    lease: Duration,
+}
+
+impl SqliteQueue {
+    pub async fn open(
+        path: &Path,
+        lease: Duration,
+        busy_timeout_ms: u64,
+    ) -> Result<Self, QueueError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the folder {}", parent.display()))?;
+        }
+        let opening = || format!("opening the SQLite queue at {}", path.display());
+        let pool = PoolBuilder::new()
+            .path(path)
+            .num_conns(2)
+            .open()
+            .await
+            .with_context(opening)?;
+        let busy_timeout = Duration::from_millis(busy_timeout_ms);
+        for outcome in pool
+            .conn_for_each(move |conn| {
+                conn.busy_timeout(busy_timeout)?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                // Idempotent, so processes opening the file together need no ordering.
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS image_jobs (
+                        image_id     TEXT PRIMARY KEY NOT NULL,
+                        due_ms       INTEGER NOT NULL,
+                        lease_token  TEXT,
+                        lease_ms     INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);",
+                )
+            })
+            .await
+        {
+            outcome.with_context(opening)?;
+        }
+        Ok(Self { pool, lease })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.pool.conn_mut(work).await.map_err(|error| match error {
+            async_sqlite::Error::Rusqlite(error)
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                QueueError::Unavailable("the SQLite file stayed locked".into())
+            }
+            other => QueueError::Internal(anyhow::Error::new(other)),
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+#[async_trait]
+impl JobQueue for SqliteQueue {
+    async fn enqueue(&self, image: ImageId) -> Result<(), QueueError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO image_jobs (image_id, due_ms) VALUES (?1, ?2)
+                 ON CONFLICT (image_id) DO NOTHING",
+            )?
+            .execute(params![image.to_string(), now_ms()])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn claim(&self, consumer: &str) -> Result<Option<Delivery>, QueueError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            // A fresh token per delivery: a worker whose lease expired cannot ack or renew the
+            // job another worker now holds.
+            let token = format!("{consumer}/{}", uuid::Uuid::new_v4().simple());
+            let lease_ms = self.lease_ms();
+            let claimed = {
+                let token = token.clone();
+                self.run(move |conn| {
+                    let now = now_ms();
+                    conn.prepare_cached(
+                        "UPDATE image_jobs SET lease_token = ?1, lease_ms = ?2 + ?3
+                         WHERE image_id = (
+                             SELECT image_id FROM image_jobs
+                             WHERE due_ms <= ?2 AND (lease_token IS NULL OR lease_ms <= ?2)
+                             ORDER BY due_ms LIMIT 1)
+                         RETURNING image_id",
+                    )?
+                    .query_row(params![token, now, lease_ms], |row| row.get::<_, String>(0))
+                    .optional()
+                })
+                .await?
+            };
+            if let Some(image) = claimed {
+                let image = ImageId::parse(&image)
+                    .map_err(|e| anyhow::anyhow!("a queued job with image id {image:?}: {e}"))?;
+                return Ok(Some(Delivery {
+                    image,
+                    receipt: token,
+                }));
+            }
+            if started.elapsed() >= CLAIM_WAIT {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn renew(&self, delivery: &Delivery, _consumer: &str) -> Result<(), QueueError> {
+        let token = delivery.receipt.clone();
+        let lease_ms = self.lease_ms();
+        self.run(move |conn| {
+            conn.prepare_cached("UPDATE image_jobs SET lease_ms = ?2 + ?3 WHERE lease_token = ?1")?
+                .execute(params![token, now_ms(), lease_ms])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        let token = delivery.receipt.clone();
+        self.run(move |conn| {
+            conn.prepare_cached("DELETE FROM image_jobs WHERE lease_token = ?1")?
+                .execute([token])
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        let token = delivery.receipt.clone();
+        let delay_ms = delay.as_millis() as i64;
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE image_jobs SET due_ms = ?2, lease_token = NULL, lease_ms = 0
+                 WHERE lease_token = ?1",
+            )?
+            .execute(params![token, now_ms() + delay_ms])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        self.run(|conn| conn.query_row("SELECT count(*) FROM image_jobs", [], |_| Ok(())))
+            .await
+    }
+}

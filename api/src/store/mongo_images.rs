@@ -1,0 +1,177 @@
+//! Image records in MongoDB: the `images` collection beside the orders, `_id` the image id.
+
+use async_trait::async_trait;
+use bson::{Bson, Document, doc};
+use chrono::{DateTime, Utc};
+use mongodb::options::ReturnDocument;
+
+use super::mongo::{MongoStore, map_error, time};
+use super::{ImageStore, StoreError};
+use crate::images::{Image, ImageId, ImageStatus, Picture};
+
+fn stamp(time: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(time.timestamp_millis())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(anyhow::anyhow!("an image document with {what}"))
+}
+
+fn picture_document(picture: &Picture) -> Document {
+    doc! {
+        "format": picture.format.as_str(),
+        "width": i64::from(picture.width),
+        "height": i64::from(picture.height),
+        "bytes": picture.bytes as i64,
+    }
+}
+
+fn to_document(image: &Image) -> Document {
+    doc! {
+        "_id": image.id.to_string(),
+        "status": image.status.as_str(),
+        "original": picture_document(&image.original),
+        "thumbnail": image.thumbnail.as_ref().map(picture_document),
+        "attempts": i64::from(image.attempts),
+        "error": image.error.clone(),
+        "created_at": stamp(image.created_at),
+        "updated_at": stamp(image.updated_at),
+    }
+}
+
+fn read_picture(value: Option<&Bson>) -> Result<Option<Picture>, StoreError> {
+    let Some(Bson::Document(document)) = value else {
+        return Ok(None);
+    };
+    let number = |field: &str| -> Result<i64, StoreError> {
+        match document.get(field) {
+            Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+            Some(Bson::Int64(n)) => Ok(*n),
+            _ => Err(corrupt(&format!("no {field}"))),
+        }
+    };
+    let format = document
+        .get_str("format")
+        .ok()
+        .and_then(crate::images::ImageFormat::parse)
+        .ok_or_else(|| corrupt("an unknown format"))?;
+    let dimension = |field: &str| {
+        number(field).and_then(|n| u32::try_from(n).map_err(|_| corrupt("a bad size")))
+    };
+    Ok(Some(Picture {
+        format,
+        width: dimension("width")?,
+        height: dimension("height")?,
+        bytes: u64::try_from(number("bytes")?).map_err(|_| corrupt("a bad size"))?,
+    }))
+}
+
+fn from_document(document: &Document) -> Result<Image, StoreError> {
+    let id = document
+        .get_str("_id")
+        .ok()
+        .and_then(|id| ImageId::parse(id).ok())
+        .ok_or_else(|| corrupt("a bad _id"))?;
+    let status = document
+        .get_str("status")
+        .ok()
+        .and_then(ImageStatus::parse)
+        .ok_or_else(|| corrupt("an unknown status"))?;
+    let created_at = time(document.get("created_at")).ok_or_else(|| corrupt("no created_at"))?;
+    Ok(Image {
+        id,
+        status,
+        original: read_picture(document.get("original"))?.ok_or_else(|| corrupt("no original"))?,
+        thumbnail: read_picture(document.get("thumbnail"))?,
+        attempts: match document.get("attempts") {
+            Some(Bson::Int32(n)) => u32::try_from(*n).unwrap_or(0),
+            Some(Bson::Int64(n)) => u32::try_from(*n).unwrap_or(u32::MAX),
+            _ => 0,
+        },
+        error: document.get_str("error").ok().map(str::to_owned),
+        created_at,
+        updated_at: time(document.get("updated_at")).unwrap_or(created_at),
+    })
+}
+
+#[async_trait]
+impl ImageStore for MongoStore {
+    async fn insert_image(&self, image: &Image) -> Result<(), StoreError> {
+        self.images
+            .insert_one(to_document(image))
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError> {
+        let found = self
+            .images
+            .find_one(doc! { "_id": id.to_string() })
+            .await
+            .map_err(map_error)?;
+        found.as_ref().map(from_document).transpose()
+    }
+
+    async fn start_attempt(
+        &self,
+        id: ImageId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Image>, StoreError> {
+        let started = self
+            .images
+            .find_one_and_update(
+                doc! { "_id": id.to_string(), "status": { "$in": ["queued", "processing"] } },
+                doc! {
+                    "$set": { "status": "processing", "updated_at": stamp(now) },
+                    "$inc": { "attempts": 1_i64 },
+                },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(map_error)?;
+        match started {
+            Some(document) => from_document(&document).map(Some),
+            None => self.get_image(id).await,
+        }
+    }
+
+    async fn finish_image(
+        &self,
+        id: ImageId,
+        thumbnail: Picture,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.images
+            .update_one(
+                doc! { "_id": id.to_string() },
+                doc! { "$set": {
+                    "status": "done",
+                    "thumbnail": picture_document(&thumbnail),
+                    "error": Bson::Null,
+                    "updated_at": stamp(now),
+                } },
+            )
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+
+    async fn fail_attempt(
+        &self,
+        id: ImageId,
+        reason: &str,
+        last: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let status = if last { "failed" } else { "queued" };
+        self.images
+            .update_one(
+                doc! { "_id": id.to_string(), "status": { "$ne": "done" } },
+                doc! { "$set": { "status": status, "error": reason, "updated_at": stamp(now) } },
+            )
+            .await
+            .map(drop)
+            .map_err(map_error)
+    }
+}

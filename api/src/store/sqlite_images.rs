@@ -1,0 +1,158 @@
+//! Image records in the SQLite file: the `images` table.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::sqlite::{SqliteStore, invalid, time, timestamp};
+use super::{ImageStore, StoreError};
+use crate::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
+
+const COLUMNS: &str = "id, status, original_format, original_width, original_height, \
+    original_bytes, thumbnail_format, thumbnail_width, thumbnail_height, thumbnail_bytes, \
+    attempts, error, created_at, updated_at";
+
+fn read_image(row: &Row<'_>) -> rusqlite::Result<Image> {
+    let format = |index: usize| -> rusqlite::Result<Option<ImageFormat>> {
+        row.get::<_, Option<String>>(index)?
+            .map(|text| {
+                ImageFormat::parse(&text).ok_or_else(|| invalid(index, format!("format {text}")))
+            })
+            .transpose()
+    };
+    let picture = |first: usize| -> rusqlite::Result<Option<Picture>> {
+        let Some(format) = format(first)? else {
+            return Ok(None);
+        };
+        Ok(Some(Picture {
+            format,
+            width: row.get(first + 1)?,
+            height: row.get(first + 2)?,
+            bytes: u64::try_from(row.get::<_, i64>(first + 3)?)
+                .map_err(|_| invalid(first + 3, "a negative size".into()))?,
+        }))
+    };
+    let id: String = row.get(0)?;
+    let status: String = row.get(1)?;
+    Ok(Image {
+        id: ImageId::parse(&id).map_err(|e| invalid(0, e))?,
+        status: ImageStatus::parse(&status).ok_or_else(|| invalid(1, status.clone()))?,
+        original: picture(2)?.ok_or_else(|| invalid(2, "no original format".into()))?,
+        thumbnail: picture(6)?,
+        attempts: row.get(10)?,
+        error: row.get(11)?,
+        created_at: time(row, 12)?,
+        updated_at: time(row, 13)?,
+    })
+}
+
+#[async_trait]
+impl ImageStore for SqliteStore {
+    async fn insert_image(&self, image: &Image) -> Result<(), StoreError> {
+        let image = image.clone();
+        self.run(move |conn| {
+            let thumbnail = image.thumbnail;
+            conn.prepare_cached(&format!(
+                "INSERT INTO images ({COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?
+            .execute(params![
+                image.id.to_string(),
+                image.status.as_str(),
+                image.original.format.as_str(),
+                image.original.width,
+                image.original.height,
+                image.original.bytes as i64,
+                thumbnail.map(|t| t.format.as_str()),
+                thumbnail.map(|t| t.width),
+                thumbnail.map(|t| t.height),
+                thumbnail.map(|t| t.bytes as i64),
+                image.attempts,
+                image.error,
+                timestamp(&image.created_at),
+                timestamp(&image.updated_at),
+            ])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
+                .query_row([id.to_string()], read_image)
+                .optional()
+        })
+        .await
+    }
+
+    async fn start_attempt(
+        &self,
+        id: ImageId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Image>, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "UPDATE images SET status = 'processing', attempts = attempts + 1, updated_at = ?2
+                 WHERE id = ?1 AND status IN ('queued', 'processing')
+                 RETURNING {COLUMNS}"
+            ))?
+            .query_row(params![id.to_string(), timestamp(&now)], read_image)
+            .optional()?
+            .map_or_else(
+                || {
+                    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
+                        .query_row([id.to_string()], read_image)
+                        .optional()
+                },
+                |image| Ok(Some(image)),
+            )
+        })
+        .await
+    }
+
+    async fn finish_image(
+        &self,
+        id: ImageId,
+        thumbnail: Picture,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE images SET status = 'done', thumbnail_format = ?2, thumbnail_width = ?3,
+                    thumbnail_height = ?4, thumbnail_bytes = ?5, error = NULL, updated_at = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.to_string(),
+                thumbnail.format.as_str(),
+                thumbnail.width,
+                thumbnail.height,
+                thumbnail.bytes as i64,
+                timestamp(&now),
+            ])
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn fail_attempt(
+        &self,
+        id: ImageId,
+        reason: &str,
+        last: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let reason = reason.to_owned();
+        let status = if last { "failed" } else { "queued" };
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE images SET status = ?2, error = ?3, updated_at = ?4
+                 WHERE id = ?1 AND status != 'done'",
+            )?
+            .execute(params![id.to_string(), status, reason, timestamp(&now)])
+            .map(drop)
+        })
+        .await
+    }
+}

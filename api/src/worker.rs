@@ -1,0 +1,281 @@
+//! The worker: claims image jobs, makes thumbnails and records the outcome. Up to
+//! `worker.concurrency` jobs run at once, each resize on a blocking thread. A job is
+//! acknowledged only after its thumbnail and record are stored; while it runs its lease is
+//! renewed, so only a dead worker's jobs are taken over. Failures are retried with exponential
+//! backoff until `queue.max_attempts`, then the image is marked `failed` with the reason.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::blobs::{BlobKey, BlobStore};
+use crate::config::Settings;
+use crate::images::{ImageStatus, ThumbnailSpec, render};
+use crate::queue::{Delivery, JobQueue};
+use crate::store::ImageStore;
+
+/// What every job of this worker shares.
+#[derive(Clone)]
+pub struct Worker {
+    pub images: Arc<dyn ImageStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    /// This process's name in the queue.
+    pub consumer: Arc<str>,
+    pub spec: ThumbnailSpec,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub lease: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// What a job attempt ended with.
+enum Outcome {
+    Done,
+    /// Nothing to do: unknown image, or already done or failed.
+    Skipped(&'static str),
+    Failed {
+        reason: String,
+        last: bool,
+    },
+}
+
+impl Worker {
+    pub fn new(
+        settings: &Settings,
+        images: Arc<dyn ImageStore>,
+        blobs: Arc<dyn BlobStore>,
+        queue: Arc<dyn JobQueue>,
+    ) -> Self {
+        Self {
+            images,
+            blobs,
+            queue,
+            consumer: format!("{}-{}", settings.server.instance, std::process::id()).into(),
+            spec: settings.worker.thumbnail,
+            concurrency: settings.worker.concurrency,
+            max_attempts: settings.queue.max_attempts,
+            lease: Duration::from_millis(settings.queue.lease_ms),
+            retry_base: Duration::from_millis(settings.queue.retry_base_ms),
+            retry_max: Duration::from_millis(settings.queue.retry_max_ms),
+            shutdown_timeout: Duration::from_millis(settings.worker.shutdown_timeout_ms),
+        }
+    }
+
+    /// Works until `shutdown` completes; then claims nothing more, lets the jobs in flight
+    /// finish for up to `shutdown_timeout`, and hands back the ones still running.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let (stop, stopped) = watch::channel(false);
+        let (hand_back, handing_back) = watch::channel(false);
+        let mut jobs = JoinSet::new();
+        let claims = async {
+            let mut unavailable_since: Option<Instant> = None;
+            loop {
+                let slot = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                if *stopped.borrow() {
+                    return;
+                }
+                match self.queue.claim(&self.consumer).await {
+                    Ok(Some(delivery)) => {
+                        unavailable_since = None;
+                        let worker = self.clone();
+                        let handing_back = handing_back.clone();
+                        jobs.spawn(async move {
+                            worker.process(delivery, handing_back).await;
+                            drop(slot);
+                        });
+                    }
+                    Ok(None) => unavailable_since = None,
+                    Err(error) => {
+                        if unavailable_since.is_none() {
+                            tracing::warn!(%error, "cannot claim jobs; retrying every second");
+                        }
+                        unavailable_since.get_or_insert_with(Instant::now);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                while jobs.try_join_next().is_some() {}
+            }
+        };
+        tokio::select! {
+            () = claims => {}
+            () = shutdown => {}
+        }
+        let _ = stop.send(true);
+        let running = jobs.len();
+        tracing::info!(running, "stopping: finishing the jobs in flight");
+        let finish = async { while jobs.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shutdown_timeout, finish)
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs still running at the shutdown timeout: handing them back");
+            let _ = hand_back.send(true);
+            while jobs.join_next().await.is_some() {}
+        }
+    }
+
+    async fn process(&self, delivery: Delivery, mut handing_back: watch::Receiver<bool>) {
+        let started = Instant::now();
+        let renewals = self.keep_lease(&delivery);
+        let attempt = async {
+            tokio::select! {
+                outcome = self.attempt(&delivery) => Some(outcome),
+                _ = handing_back.wait_for(|back| *back) => None,
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = attempt => outcome,
+            () = renewals => unreachable!("renewing never ends"),
+        };
+        let image = delivery.image;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let settled = match outcome {
+            None => {
+                tracing::info!(%image, "handing the job back");
+                self.queue.retry_after(&delivery, Duration::ZERO).await
+            }
+            Some((attempts, Outcome::Done)) => {
+                tracing::info!(%image, attempts, elapsed_ms, "thumbnail done");
+                self.queue.ack(&delivery).await
+            }
+            Some((_, Outcome::Skipped(why))) => {
+                tracing::info!(%image, why, "job skipped");
+                self.queue.ack(&delivery).await
+            }
+            Some((attempts, Outcome::Failed { reason, last: true })) => {
+                tracing::warn!(%image, attempts, %reason, "thumbnail failed for good");
+                self.queue.ack(&delivery).await
+            }
+            Some((
+                attempts,
+                Outcome::Failed {
+                    reason,
+                    last: false,
+                },
+            )) => {
+                let delay = self.backoff(attempts);
+                tracing::warn!(%image, attempts, %reason, retry_in_ms = delay.as_millis() as u64,
+                    "thumbnail failed; will retry");
+                self.queue.retry_after(&delivery, delay).await
+            }
+        };
+        if let Err(error) = settled {
+            // The lease will expire and the job come back: it is done again, idempotently.
+            tracing::warn!(%image, %error, "could not settle the job with the queue");
+        }
+    }
+
+    /// Renews the lease every third of its length, for as long as it is polled.
+    async fn keep_lease(&self, delivery: &Delivery) {
+        let mut every = tokio::time::interval(self.lease / 3);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(error) = self.queue.renew(delivery, &self.consumer).await {
+                tracing::warn!(image = %delivery.image, %error, "could not renew the lease");
+            }
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        ExponentialBuilder::default()
+            .with_min_delay(self.retry_base)
+            .with_max_delay(self.retry_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(self.retry_max)
+    }
+
+    /// One attempt at one job; returns the attempts counted so far with the outcome.
+    async fn attempt(&self, delivery: &Delivery) -> (u32, Outcome) {
+        let id = delivery.image;
+        let image = match self.images.start_attempt(id, Utc::now()).await {
+            Ok(Some(image)) => image,
+            Ok(None) => return (0, Outcome::Skipped("no such image")),
+            Err(error) => {
+                // Not counted (the store did not record it): try again soon.
+                return (
+                    1,
+                    Outcome::Failed {
+                        reason: error.to_string(),
+                        last: false,
+                    },
+                );
+            }
+        };
+        let attempts = image.attempts;
+        match image.status {
+            ImageStatus::Done => return (attempts, Outcome::Skipped("already done")),
+            ImageStatus::Failed => return (attempts, Outcome::Skipped("already failed")),
+            ImageStatus::Queued | ImageStatus::Processing => {}
+        }
+        if attempts > self.max_attempts {
+            // Earlier attempts ended without a word (the worker died each time): a poison job.
+            let reason = format!(
+                "gave up after {} attempts that never finished",
+                attempts - 1
+            );
+            if let Err(error) = self
+                .images
+                .fail_attempt(id, &reason, true, Utc::now())
+                .await
+            {
+                tracing::warn!(image = %id, %error, "could not record the failure");
+            }
+            return (attempts, Outcome::Failed { reason, last: true });
+        }
+        let last = attempts >= self.max_attempts;
+        let outcome = match self.make_thumbnail(id).await {
+            Ok(()) => Outcome::Done,
+            Err(reason) => {
+                if let Err(error) = self
+                    .images
+                    .fail_attempt(id, &reason, last, Utc::now())
+                    .await
+                {
+                    tracing::warn!(image = %id, %error, "could not record the failure");
+                }
+                Outcome::Failed { reason, last }
+            }
+        };
+        (attempts, outcome)
+    }
+
+    async fn make_thumbnail(&self, id: crate::images::ImageId) -> Result<(), String> {
+        let original = self
+            .blobs
+            .get(BlobKey::Original(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the original file is missing")?;
+        let spec = self.spec;
+        let thumbnail = tokio::task::spawn_blocking(move || render(&original, &spec))
+            .await
+            .map_err(|_| "the resizer crashed".to_owned())?
+            .map_err(|e| e.to_string())?;
+        // Same key every time: a job done twice leaves one thumbnail.
+        self.blobs
+            .put(BlobKey::Thumbnail(id), &thumbnail.bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.images
+            .finish_image(id, thumbnail.picture, Utc::now())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
