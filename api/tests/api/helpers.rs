@@ -35,9 +35,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
     settings.store.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
+    settings.images.blob_dir = dir.path().join("blobs");
     if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
         let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
         settings.store = crate::mongo_support::settings(&uri);
+        settings.queue.url = format!("sqlite://{}", dir.path().join("queue.db").display());
     }
     customise(&mut settings);
     let app = Application::build(&settings).await.unwrap();
@@ -210,4 +212,17 @@ fn listening_addr(log: &str) -> Option<SocketAddr> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')))
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// Sends `request` as raw bytes on a new connection and reads the whole answer (bounded).
+pub async fn raw_http(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // The server may answer and close before reading everything: that is its right.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answered in time");
+    String::from_utf8_lossy(&answer).into_owned()
 }

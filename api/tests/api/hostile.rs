@@ -1,12 +1,8 @@
 //! Hostile input: each gets a 4xx JSON answer, nothing is stored, and the server keeps serving.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, error_body, reference_order, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, error_body, raw_http, reference_order, spawn_app, spawn_app_with};
 
 async fn post_raw(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
     app.client
@@ -19,17 +15,6 @@ async fn post_raw(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
 }
 
 /// Sends bytes as they are over a new connection and returns the whole answer.
-async fn raw_http(app: &TestApp, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-        .await
-        .expect("the server answered in time")
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 async fn still_serving_and_empty(app: &TestApp) {
     assert_eq!(app.get("/healthz").await.status(), 200);
     let list: Value = app.get("/orders").await.json().await.unwrap();

@@ -7,8 +7,12 @@
 #[path = "../support/mongo.rs"]
 mod mongo_support;
 
+#[path = "../support/pictures.rs"]
+mod pictures;
+
 mod helpers;
 mod hostile;
+mod images;
 mod mongo;
 mod operations;
 mod orders;

@@ -1,0 +1,298 @@
+//! `/images` over HTTP without a worker: what the api itself promises about an upload (the
+//! checks before storing, the status record, the downloads). With workers: tests/images.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, error_body, raw_http, spawn_app, spawn_app_with};
+use crate::pictures::{self, form};
+
+async fn upload(app: &TestApp, bytes: &[u8], name: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/images"))
+        .multipart(form(bytes, name))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn upload_ok(app: &TestApp, bytes: &[u8]) -> Value {
+    let response = upload(app, bytes, "photo.jpg").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Success");
+    assert_eq!(body["status_url"], location);
+    body
+}
+
+#[tokio::test]
+async fn an_upload_is_stored_queued_and_described() {
+    let app = spawn_app().await;
+    let bytes = pictures::jpeg(640, 480);
+    let accepted = upload_ok(&app, &bytes).await;
+    let id = accepted["job_id"].as_str().unwrap();
+    assert_eq!(accepted["status_url"], format!("/images/{id}"));
+
+    let status: Value = app
+        .get(&format!("/images/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["id"], id);
+    assert_eq!(status["status"], "queued");
+    assert_eq!(status["attempts"], 0);
+    assert_eq!(status["original"]["format"], "jpeg");
+    assert_eq!(status["original"]["content_type"], "image/jpeg");
+    assert_eq!(status["original"]["width"], 640);
+    assert_eq!(status["original"]["height"], 480);
+    assert_eq!(status["original"]["bytes"], bytes.len());
+    assert_eq!(status["thumbnail"], Value::Null);
+    assert_eq!(
+        status["links"]["original"],
+        format!("/images/{id}/original")
+    );
+    assert!(status["links"].get("thumbnail").is_none());
+
+    let original = app.get(&format!("/images/{id}/original")).await;
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.headers()["content-type"], "image/jpeg");
+    assert_eq!(original.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        original.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let etag = original.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(original.bytes().await.unwrap(), bytes.as_slice());
+
+    let again = app
+        .client
+        .get(app.url(&format!("/images/{id}/original")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    // No worker runs here: the thumbnail is not ready, and says so in JSON.
+    let thumbnail = app.get(&format!("/images/{id}/thumbnail")).await;
+    let body = error_body(thumbnail, 409).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("queued"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn png_and_webp_are_accepted_by_their_bytes_not_their_names() {
+    let app = spawn_app().await;
+    let png = pictures::png_with_alpha(64);
+    let response = upload(&app, &png, "holiday.jpg").await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status: Value = app
+        .get(&format!("/images/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["original"]["format"], "png");
+
+    let mut webp = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(32, 16))
+        .write_to(
+            &mut std::io::Cursor::new(&mut webp),
+            image::ImageFormat::WebP,
+        )
+        .unwrap();
+    let response = upload(&app, &webp, "no-extension").await;
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_are_404_and_400() {
+    let app = spawn_app().await;
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for path in ["", "/original", "/thumbnail"] {
+        error_body(app.get(&format!("/images/{unknown}{path}")).await, 404).await;
+        error_body(app.get(&format!("/images/not-an-id{path}")).await, 400).await;
+    }
+    error_body(
+        app.get("/images/..%2F..%2Fetc%2Fpasswd/original").await,
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hostile_uploads_get_a_clear_4xx_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("an empty file", Vec::new(), 422),
+        ("text named .jpg", b"just some text, honestly".to_vec(), 415),
+        (
+            "a GIF",
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+            415,
+        ),
+        (
+            "a JPEG magic number and garbage",
+            b"\xff\xd8\xff\xe0not really".to_vec(),
+            422,
+        ),
+        (
+            "a PNG declaring 30000x30000",
+            pictures::png_declaring(30_000, 30_000),
+            422,
+        ),
+        ("a PNG declaring 0x10", pictures::png_declaring(0, 10), 422),
+    ];
+    for (what, bytes, status) in cases {
+        let body = error_body(upload(&app, &bytes, "x.jpg").await, status).await;
+        eprintln!("{what}: {body}");
+    }
+    let blobs = app.dir.path().join("blobs").join("originals");
+    let stored = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "a refused upload left a file behind");
+}
+
+#[tokio::test]
+async fn a_huge_canvas_is_refused_by_the_pixel_limit_with_the_numbers() {
+    let app = spawn_app_with(|s| s.images.max_pixels = 1000).await;
+    let body = error_body(upload(&app, &pictures::jpeg(40, 30), "a.jpg").await, 422).await;
+    assert!(
+        body["errors"]["file"].as_str().unwrap().contains("40x30"),
+        "{body}"
+    );
+    let response = upload(&app, &pictures::jpeg(20, 20), "b.jpg").await;
+    assert_eq!(response.status(), 202);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_whether_declared_or_streamed() {
+    let app = spawn_app_with(|s| s.images.max_upload_bytes = 64 * 1024).await;
+    let big = pictures::jpeg(2000, 2000);
+    assert!(big.len() > 64 * 1024);
+    error_body(upload(&app, &big, "big.jpg").await, 413).await;
+
+    // Chunked, so no Content-Length warns the server in advance.
+    let mut body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+            .to_vec();
+    body.extend(&big[..100 * 1024]);
+    body.extend(b"\r\n--XyZ--\r\n");
+    let mut request = b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for chunk in body.chunks(8192) {
+        request.extend(format!("{:x}\r\n", chunk.len()).into_bytes());
+        request.extend(chunk);
+        request.extend(b"\r\n");
+    }
+    request.extend(b"0\r\n\r\n");
+    let answer = raw_http(&app, &request).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"message\""), "{answer}");
+    // The api is still there.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_form_without_the_file_field_or_with_two_is_422() {
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new().text("picture", "nope");
+    let response = app
+        .client
+        .post(app.url("/images"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(response, 422).await;
+    assert_eq!(body["errors"]["file"], "is required");
+
+    let jpeg = pictures::jpeg(10, 10);
+    let two = pictures::form(&jpeg, "a.jpg").part(
+        "file",
+        reqwest::multipart::Part::bytes(jpeg.clone()).file_name("b.jpg"),
+    );
+    let response = app
+        .client
+        .post(app.url("/images"))
+        .multipart(two)
+        .send()
+        .await
+        .unwrap();
+    error_body(response, 422).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_multipart_form_is_415_or_400() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/images"))
+        .json(&serde_json::json!({"file": "aGVsbG8="}))
+        .send()
+        .await
+        .unwrap();
+    error_body(response, 415).await;
+
+    let response = app
+        .client
+        .post(app.url("/images"))
+        .header("content-type", "multipart/form-data; boundary=abc")
+        .body("--abc\r\nthis is not a part header\r\n\r\nzzz")
+        .send()
+        .await
+        .unwrap();
+    error_body(response, 400).await;
+}
+
+#[tokio::test]
+async fn a_hostile_file_name_never_reaches_the_disk() {
+    let app = spawn_app().await;
+    let accepted = {
+        let response = upload(&app, &pictures::jpeg(16, 16), "../../../../tmp/evil.jpg").await;
+        assert_eq!(response.status(), 202);
+        response.json::<Value>().await.unwrap()
+    };
+    let id = accepted["job_id"].as_str().unwrap();
+    let stored: Vec<String> = walk(&app.dir.path().join("blobs"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].ends_with(id), "{stored:?}");
+    assert!(!stored.iter().any(|p| p.contains("evil")));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn the_upload_page_is_served_at_the_root() {
+    let app = spawn_app().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("<form") && page.contains("type=\"file\"") && page.contains("/images"));
+}
