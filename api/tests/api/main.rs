@@ -16,5 +16,7 @@ mod images;
 mod mongo;
 mod operations;
 mod orders;
+mod pipeline;
 mod processes;
+mod servers;
 mod validation;

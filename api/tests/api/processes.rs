@@ -248,6 +248,11 @@ async fn a_mongodb_password_never_reaches_answers_or_logs() {
                 "mongodb://shop:Sup3rSecretPw@127.0.0.1:9/orders_db".into(),
             ),
             ("APP__STORE__SERVER_SELECTION_TIMEOUT_MS", "300".into()),
+            // The Redis password is the same secret: the checks below cover both.
+            (
+                "APP__QUEUE__URL",
+                "redis://:Sup3rSecretPw@127.0.0.1:9/0".into(),
+            ),
             ("APP__LOG__LEVEL", "debug".into()),
         ],
     );
@@ -262,6 +267,15 @@ async fn a_mongodb_password_never_reaches_answers_or_logs() {
         .unwrap();
     assert_eq!(get.status(), 503);
     let body = body + &get.text().await.unwrap();
+    let jpeg = crate::pictures::jpeg(8, 8);
+    let upload = http
+        .post(process.url("/images"))
+        .multipart(crate::pictures::form(&jpeg, "a.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 503);
+    let body = body + &upload.text().await.unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let log = std::fs::read_to_string(&process.log).unwrap();
     assert!(

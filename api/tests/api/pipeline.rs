@@ -1,0 +1,397 @@
+//! The image path end to end with real processes: the `api` binary, `worker` binaries and, for
+//! the Redis queue, a real `redis-server`. Orders' store follows `ORDERS_TEST_BACKEND`.
+
+use std::time::{Duration, Instant};
+
+use image::GenericImageView;
+use reqwest::Client;
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::helpers::{ApiProcess, client, error_body};
+use crate::pictures::{self, decode, form};
+use crate::servers::{RedisServer, WorkerProcess, redis_binary, signal, wait_for_exit};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Queue {
+    Sqlite,
+    Redis,
+}
+
+struct Pipeline {
+    dir: TempDir,
+    env: Vec<(&'static str, String)>,
+    redis: Option<RedisServer>,
+    api: ApiProcess,
+    http: Client,
+}
+
+impl Pipeline {
+    /// `None` when the queue's server is not installed (outside CI only).
+    fn start(queue: Queue, extra: &[(&'static str, &str)]) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env: Vec<(&'static str, String)> = vec![
+            (
+                "APP__IMAGES__BLOB_DIR",
+                dir.path().join("blobs").display().to_string(),
+            ),
+            ("APP__QUEUE__LEASE_MS", "1500".into()),
+            ("APP__QUEUE__RETRY_BASE_MS", "50".into()),
+            ("APP__QUEUE__RETRY_MAX_MS", "200".into()),
+        ];
+        let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+        if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
+            let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
+            env.push(("APP__STORE__URI", uri));
+            env.push((
+                "APP__STORE__DATABASE",
+                crate::mongo_support::unique_database(),
+            ));
+            env.push(("APP__QUEUE__URL", sqlite("queue.db")));
+        } else {
+            env.push(("APP__STORE__URI", sqlite("orders.db")));
+        }
+        let redis = match queue {
+            Queue::Sqlite => None,
+            Queue::Redis => {
+                let server = RedisServer::start(redis_binary()?, &dir.path().join("redis"));
+                env.retain(|(key, _)| *key != "APP__QUEUE__URL");
+                env.push(("APP__QUEUE__URL", server.url()));
+                Some(server)
+            }
+        };
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let api = ApiProcess::start(dir.path(), "api-1", &env);
+        Some(Self {
+            dir,
+            env,
+            redis,
+            api,
+            http: client(),
+        })
+    }
+
+    fn worker(&self, name: &str) -> WorkerProcess {
+        WorkerProcess::start(self.dir.path(), name, &self.env)
+    }
+
+    async fn upload(&self, bytes: &[u8]) -> reqwest::Response {
+        self.http
+            .post(self.api.url("/images"))
+            .multipart(form(bytes, "upload.jpg"))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn upload_ok(&self, bytes: &[u8]) -> String {
+        let response = self.upload(bytes).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["job_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        let response = self
+            .http
+            .get(self.api.url(&format!("/images/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Polls until the image is `done` or `failed` (bounded).
+    async fn settled(&self, id: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let status = self.status(id).await;
+            if status["status"] == "done" || status["status"] == "failed" {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "image {id} still {status}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn thumbnail(&self, id: &str) -> (String, Vec<u8>) {
+        let response = self
+            .http
+            .get(self.api.url(&format!("/images/{id}/thumbnail")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (content_type, response.bytes().await.unwrap().to_vec())
+    }
+}
+
+async fn thumbnails_are_made(queue: Queue) {
+    let Some(pipeline) = Pipeline::start(queue, &[]) else {
+        return;
+    };
+    let _worker = pipeline.worker("worker-1");
+    let photo = pipeline.upload_ok(&pictures::jpeg(1600, 1200)).await;
+    let logo = pipeline.upload_ok(&pictures::png_with_alpha(800)).await;
+    let sideways = pipeline.upload_ok(&pictures::sideways_jpeg(400, 200)).await;
+
+    let status = pipeline.settled(&photo, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    assert_eq!(status["attempts"], 1);
+    assert_eq!(status["thumbnail"]["width"], 300);
+    assert_eq!(status["thumbnail"]["height"], 225);
+    assert_eq!(
+        status["links"]["thumbnail"],
+        format!("/images/{photo}/thumbnail")
+    );
+    let (content_type, bytes) = pipeline.thumbnail(&photo).await;
+    assert_eq!(content_type, "image/jpeg");
+    assert_eq!(status["thumbnail"]["bytes"], bytes.len());
+    assert_eq!(decode(&bytes).dimensions(), (300, 225));
+
+    let status = pipeline.settled(&logo, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    let (content_type, bytes) = pipeline.thumbnail(&logo).await;
+    assert_eq!(content_type, "image/png");
+    let logo = decode(&bytes).into_rgba8();
+    assert_eq!(logo.dimensions(), (300, 300));
+    assert_eq!(
+        logo.get_pixel(2, 2).0[3],
+        0,
+        "the transparent corner stays transparent"
+    );
+    assert_eq!(logo.get_pixel(150, 150).0, [0, 200, 0, 255]);
+
+    // Stored 400x200 red over blue, EXIF "rotate 90° clockwise": shown 200x400, red on the right.
+    let status = pipeline.settled(&sideways, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    let (_, bytes) = pipeline.thumbnail(&sideways).await;
+    let upright = decode(&bytes).into_rgb8();
+    assert_eq!(upright.dimensions(), (150, 300));
+    let right = upright.get_pixel(130, 150).0;
+    let left = upright.get_pixel(20, 150).0;
+    assert!(
+        right[0] > 200 && right[2] < 60,
+        "right side {right:?} should be red"
+    );
+    assert!(
+        left[2] > 200 && left[0] < 60,
+        "left side {left:?} should be blue"
+    );
+}
+
+#[tokio::test]
+async fn thumbnails_are_made_end_to_end_with_the_sqlite_queue() {
+    thumbnails_are_made(Queue::Sqlite).await;
+}
+
+#[tokio::test]
+async fn thumbnails_are_made_end_to_end_with_the_redis_queue() {
+    thumbnails_are_made(Queue::Redis).await;
+}
+
+async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
+    let Some(pipeline) = Pipeline::start(queue, &[("APP__QUEUE__MAX_ATTEMPTS", "3")]) else {
+        return;
+    };
+    let worker = pipeline.worker("worker-1");
+    // Its header is fine, so the api accepts it; the pixels are not.
+    let id = pipeline.upload_ok(&pictures::truncated_jpeg()).await;
+    let good = pipeline.upload_ok(&pictures::jpeg(100, 100)).await;
+    let status = pipeline.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["attempts"], 3);
+    assert!(
+        status["error"].as_str().unwrap().contains("decoded"),
+        "{status}"
+    );
+    let body = error_body(
+        pipeline
+            .http
+            .get(pipeline.api.url(&format!("/images/{id}/thumbnail")))
+            .send()
+            .await
+            .unwrap(),
+        409,
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be made"),
+        "{body}"
+    );
+    // The worker is still working.
+    let status = pipeline.settled(&good, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done");
+    assert!(worker.log_text().contains("will retry"));
+}
+
+#[tokio::test]
+async fn a_broken_picture_fails_after_the_retry_limit_with_the_sqlite_queue() {
+    a_broken_picture_fails_after_the_retry_limit(Queue::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_broken_picture_fails_after_the_retry_limit_with_the_redis_queue() {
+    a_broken_picture_fails_after_the_retry_limit(Queue::Redis).await;
+}
+
+/// 200 jobs, 3 workers, one SIGKILLed mid-run: every image ends `done` with a thumbnail, and
+/// each thumbnail file exists once.
+async fn no_job_is_lost_when_a_worker_dies(queue: Queue) {
+    let Some(pipeline) = Pipeline::start(queue, &[("APP__WORKER__CONCURRENCY", "2")]) else {
+        return;
+    };
+    let picture = pictures::jpeg(2400, 1800);
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(pipeline.upload_ok(&picture).await);
+    }
+    let mut workers: Vec<WorkerProcess> = (1..=3)
+        .map(|i| pipeline.worker(&format!("worker-{i}")))
+        .collect();
+    // Kill one once work is under way, while it holds jobs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = workers[0].log_text().matches("thumbnail done").count();
+        if done >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker-1 made no thumbnails");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&workers[0].child, "KILL");
+    wait_for_exit(&mut workers[0].child, Duration::from_secs(5));
+
+    let mut started_twice = 0;
+    for id in &ids {
+        let status = pipeline.settled(id, Duration::from_secs(120)).await;
+        assert_eq!(status["status"], "done", "{status}");
+        if status["attempts"].as_u64().unwrap() > 1 {
+            started_twice += 1;
+        }
+    }
+    // The killed worker held jobs: each was taken over after its lease and done by another.
+    assert!(
+        started_twice >= 1,
+        "no job was in flight in the killed worker"
+    );
+    let thumbnails = count_files(&pipeline.dir.path().join("blobs").join("thumbnails"));
+    assert_eq!(thumbnails, 200);
+    for id in ids.iter().step_by(20) {
+        let (_, bytes) = pipeline.thumbnail(id).await;
+        assert_eq!(decode(&bytes).dimensions(), (300, 225));
+    }
+    eprintln!("{queue:?}: jobs taken over from the killed worker: {started_twice}");
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_a_worker_dies_with_the_sqlite_queue() {
+    no_job_is_lost_when_a_worker_dies(Queue::Sqlite).await;
+}
+
+#[tokio::test]
+async fn no_job_is_lost_when_a_worker_dies_with_the_redis_queue() {
+    no_job_is_lost_when_a_worker_dies(Queue::Redis).await;
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_503_and_the_service_recovers_by_itself() {
+    let Some(mut pipeline) = Pipeline::start(Queue::Redis, &[]) else {
+        return;
+    };
+    let _worker = pipeline.worker("worker-1");
+    let before = pipeline.upload_ok(&pictures::jpeg(64, 64)).await;
+    assert_eq!(
+        pipeline.settled(&before, Duration::from_secs(30)).await["status"],
+        "done"
+    );
+
+    pipeline.redis.as_mut().unwrap().stop();
+    let started = Instant::now();
+    let body = error_body(pipeline.upload(&pictures::jpeg(64, 64)).await, 503).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("queue"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "503 took {:?}",
+        started.elapsed()
+    );
+    // Orders do not depend on the queue.
+    let orders = pipeline
+        .http
+        .get(pipeline.api.url("/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), 200);
+
+    pipeline.redis.as_mut().unwrap().restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let response = pipeline.upload(&pictures::jpeg(64, 64)).await;
+        if response.status() == 202 {
+            break response.json::<Value>().await.unwrap()["job_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        }
+        assert!(Instant::now() < deadline, "uploads did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let status = pipeline.settled(&after, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+}
+
+#[tokio::test]
+async fn a_worker_stops_cleanly_on_sigterm() {
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &[]) else {
+        return;
+    };
+    let mut worker = pipeline.worker("worker-1");
+    let id = pipeline.upload_ok(&pictures::jpeg(800, 600)).await;
+    assert_eq!(
+        pipeline.settled(&id, Duration::from_secs(30)).await["status"],
+        "done"
+    );
+    let started = Instant::now();
+    signal(&worker.child, "TERM");
+    let status = wait_for_exit(&mut worker.child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(worker.log_text().contains("stopped"));
+}
+
+#[test]
+fn a_worker_with_a_bad_setting_names_it_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+        .env_clear()
+        .env("APP__WORKER__CONCURRENCY", "0")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("worker.concurrency"), "{stderr}");
+}
