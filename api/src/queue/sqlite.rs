@@ -6,13 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_sqlite::{Pool, PoolBuilder};
+use async_sqlite::Pool;
 use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::{Delivery, JobQueue, QueueError};
 use crate::images::ImageId;
+use crate::store::open_pool;
 
 /// How long `claim` waits between looks at an empty queue.
 const POLL: Duration = Duration::from_millis(100);
@@ -30,38 +31,14 @@ impl SqliteQueue {
         lease: Duration,
         busy_timeout_ms: u64,
     ) -> Result<Self, QueueError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating the folder {}", parent.display()))?;
-        }
-        let opening = || format!("opening the SQLite queue at {}", path.display());
-        let pool = PoolBuilder::new()
-            .path(path)
-            .num_conns(2)
-            .open()
-            .await
-            .with_context(opening)?;
-        let busy_timeout = Duration::from_millis(busy_timeout_ms);
-        for outcome in pool
-            .conn_for_each(move |conn| {
-                conn.busy_timeout(busy_timeout)?;
-                conn.pragma_update(None, "journal_mode", "WAL")?;
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
-                // Idempotent, so processes opening the file together need no ordering.
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS image_jobs (
-                        image_id     TEXT PRIMARY KEY NOT NULL,
-                        due_ms       INTEGER NOT NULL,
-                        lease_token  TEXT,
-                        lease_ms     INTEGER NOT NULL DEFAULT 0
-                    ) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);",
-                )
-            })
-            .await
-        {
-            outcome.with_context(opening)?;
-        }
+        let pool = open_pool(
+            path,
+            2,
+            Duration::from_millis(busy_timeout_ms),
+            create_table,
+        )
+        .await
+        .with_context(|| format!("opening the SQLite queue at {}", path.display()))?;
         Ok(Self { pool, lease })
     }
 
@@ -86,6 +63,20 @@ impl SqliteQueue {
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
     }
+}
+
+/// Idempotent, so processes opening the file together need no ordering; independent of the
+/// store's migrations, so the queue may live in a file of its own.
+fn create_table(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS image_jobs (
+            image_id     TEXT PRIMARY KEY NOT NULL,
+            due_ms       INTEGER NOT NULL,
+            lease_token  TEXT,
+            lease_ms     INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);",
+    )
 }
 
 fn now_ms() -> i64 {

@@ -64,48 +64,10 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating the folder {}", parent.display()))?;
-        }
-        let opening = || format!("opening the SQLite store at {}", path.display());
-        let pool = PoolBuilder::new()
-            .path(path)
-            .num_conns(settings.pool_size as usize)
-            .open()
-            .await
-            .with_context(opening)?;
         let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
-        for outcome in pool
-            .conn_for_each(move |conn| {
-                conn.busy_timeout(busy_timeout)?;
-                // WAL with NORMAL sync survives a crash of any process; only an OS crash or
-                // power loss can drop the last transactions.
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
-                conn.set_prepared_statement_cache_capacity(32);
-                Ok(())
-            })
+        let pool = open_pool(path, settings.pool_size as usize, busy_timeout, migrate)
             .await
-        {
-            outcome.with_context(opening)?;
-        }
-        pool.conn_mut(move |conn| {
-            // Replicas starting together on a new file can deadlock while switching it to WAL;
-            // SQLite then answers BUSY at once instead of waiting, so the whole step is retried.
-            (|| migrate(conn))
-                .retry(
-                    ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_millis(10))
-                        .with_max_delay(Duration::from_millis(500))
-                        .with_total_delay(Some(busy_timeout.max(Duration::from_secs(5))))
-                        .without_max_times()
-                        .with_jitter(),
-                )
-                .when(is_busy)
-                .call()
-        })
-        .await
-        .with_context(opening)?;
+            .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
         Ok(Self { pool })
     }
 
@@ -122,10 +84,61 @@ impl SqliteStore {
     }
 }
 
+/// Opens `connections` connections to the file (created if missing) and runs `setup` once on
+/// one of them, retried while another process holds the file (see below).
+pub(crate) async fn open_pool(
+    path: &Path,
+    connections: usize,
+    busy_timeout: Duration,
+    setup: fn(&mut Connection) -> rusqlite::Result<()>,
+) -> anyhow::Result<Pool> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the folder {}", parent.display()))?;
+    }
+    let pool = PoolBuilder::new()
+        .path(path)
+        .num_conns(connections)
+        .open()
+        .await?;
+    for outcome in pool
+        .conn_for_each(move |conn| {
+            conn.busy_timeout(busy_timeout)?;
+            // WAL with NORMAL sync survives a crash of any process; only an OS crash or
+            // power loss can drop the last transactions.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.set_prepared_statement_cache_capacity(32);
+            Ok(())
+        })
+        .await
+    {
+        outcome?;
+    }
+    pool.conn_mut(move |conn| {
+        // Processes starting together on a new file can deadlock while switching it to WAL;
+        // SQLite then answers BUSY at once instead of waiting, so the whole step is retried.
+        (|| {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            setup(conn)
+        })
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(10))
+                .with_max_delay(Duration::from_millis(500))
+                .with_total_delay(Some(busy_timeout.max(Duration::from_secs(5))))
+                .without_max_times()
+                .with_jitter(),
+        )
+        .when(is_busy)
+        .call()
+    })
+    .await?;
+    Ok(pool)
+}
+
 /// Applies the missing schema steps. `BEGIN IMMEDIATE` takes the write lock before reading the
 /// version, so replicas starting together on one file apply each step exactly once.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     for step in MIGRATIONS.iter().skip(applied.try_into().unwrap_or(0)) {

@@ -10,6 +10,7 @@ mod mongo_support;
 #[path = "../support/pictures.rs"]
 mod pictures;
 
+mod browser;
 mod helpers;
 mod hostile;
 mod images;
