@@ -94,8 +94,9 @@ pub fn render(bytes: &[u8], spec: &ThumbnailSpec) -> Result<Thumbnail, RenderErr
         other => decode_other(bytes, other)?,
     };
     let (width, height) = stored_target(&decoded, orientation, spec);
-    let resized = resize(&decoded, width, height, spec.fit)?;
-    let mut picture = to_dynamic(resized, width, height, decoded.alpha)?;
+    let alpha = decoded.alpha;
+    let resized = resize(decoded, width, height, spec.fit)?;
+    let mut picture = to_dynamic(resized, width, height, alpha)?;
     picture.apply_orientation(orientation);
     encode(picture, spec)
 }
@@ -141,9 +142,8 @@ fn fit_inside(width: u32, height: u32, box_w: u32, box_h: u32) -> (u32, u32) {
 }
 
 fn jpeg_orientation(bytes: &[u8]) -> Orientation {
-    exif::Reader::new()
-        .read_from_container(&mut Cursor::new(bytes))
-        .ok()
+    jpeg_exif(bytes)
+        .and_then(|exif| exif::Reader::new().read_raw(exif.to_vec()).ok())
         .and_then(|exif| {
             exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
                 .and_then(|field| field.value.get_uint(0))
@@ -151,6 +151,30 @@ fn jpeg_orientation(bytes: &[u8]) -> Orientation {
         .and_then(|value| u8::try_from(value).ok())
         .and_then(Orientation::from_exif)
         .unwrap_or(Orientation::NoTransforms)
+}
+
+/// The EXIF block of a JPEG (its APP1 segment that starts with `Exif\0\0`), found by walking
+/// the marker segments before the image data: a few hundred bytes read instead of the file.
+fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut at = 2; // after SOI
+    while at + 4 <= bytes.len() {
+        if bytes[at] != 0xFF {
+            return None;
+        }
+        match bytes[at + 1] {
+            0xFF => at += 1,            // fill byte
+            0xDA | 0xD9 => return None, // start of scan, end of image: no metadata after
+            marker => {
+                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                let payload = bytes.get(at + 4..at + 2 + length.max(2))?;
+                if marker == 0xE1 && payload.starts_with(b"Exif\0\0") {
+                    return Some(&payload[6..]);
+                }
+                at += 2 + length.max(2);
+            }
+        }
+    }
+    None
 }
 
 fn decode_jpeg(bytes: &[u8], spec: &ThumbnailSpec) -> Result<(Decoded, Orientation), RenderError> {
@@ -235,17 +259,17 @@ fn decode_other(bytes: &[u8], format: ImageFormat) -> Result<(Decoded, Orientati
     ))
 }
 
-fn resize(decoded: &Decoded, width: u32, height: u32, fit: Fit) -> Result<Vec<u8>, RenderError> {
+fn resize(mut decoded: Decoded, width: u32, height: u32, fit: Fit) -> Result<Vec<u8>, RenderError> {
     let pixel_type = if decoded.alpha {
         PixelType::U8x4
     } else {
         PixelType::U8x3
     };
     let error = |e: &dyn std::fmt::Display| RenderError::Resize(e.to_string());
-    let source = Pixels::from_vec_u8(
+    let source = Pixels::from_slice_u8(
         decoded.width,
         decoded.height,
-        decoded.pixels.clone(),
+        &mut decoded.pixels,
         pixel_type,
     )
     .map_err(|e| error(&e))?;
@@ -406,6 +430,17 @@ mod tests {
             "edge pixel {edge:?}"
         );
         assert_eq!(decoded.get_pixel(299, 75).0[3], 0);
+    }
+
+    #[test]
+    fn metadata_is_read_safely_from_any_prefix_of_a_file() {
+        let bytes = jpeg(64, 48);
+        for end in 0..bytes.len().min(700) {
+            assert_eq!(jpeg_orientation(&bytes[..end]), Orientation::NoTransforms);
+        }
+        let hostile = b"\xff\xd8\xff\xe1\xff\xffExif\0\0II*\0";
+        assert_eq!(jpeg_orientation(hostile), Orientation::NoTransforms);
+        assert_eq!(jpeg_exif(b"\xff\xd8\xff\xe1\x00\x00"), None);
     }
 
     #[test]
