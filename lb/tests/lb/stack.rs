@@ -21,6 +21,7 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         .env("STACK_BIN_DIR", bin)
         .env("STACK_DATA_DIR", data.path())
         .env("API_REPLICAS", "2")
+        .env("WORKERS", "2")
         .env("API_BASE_PORT", base.to_string())
         .env("LB_LISTEN", format!("127.0.0.1:{lb_port}"))
         .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
@@ -80,6 +81,7 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         data.path().join("chosen.db").exists(),
         "the replicas use the store URI from the environment"
     );
+    upload_is_resized_by_the_workers(&client, lb_port).await;
 
     assert!(stack.stop(), "the stack did not stop within 20 s");
     for port in [lb_port, admin, replicas[0], replicas[1]] {
@@ -89,11 +91,49 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
         );
     }
     let log = std::fs::read_to_string(data.path().join("stack.log")).unwrap();
-    for name in ["api-1", "api-2", "lb"] {
+    for name in ["api-1", "api-2", "worker-1", "worker-2", "lb"] {
         assert!(
             log.contains(&format!("{name}.1 stopped")),
             "{name} did not stop:\n{log}"
         );
+    }
+}
+
+/// An upload through `lb` is stored by a replica and resized by one of the stack's workers.
+async fn upload_is_resized_by_the_workers(client: &reqwest::Client, lb_port: u16) {
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(640, 480))
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(jpeg).file_name("a.jpg"));
+    let accepted = client
+        .post(format!("http://127.0.0.1:{lb_port}/images"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let status_url: String = accepted.json::<serde_json::Value>().await.unwrap()["status_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: serde_json::Value = client
+            .get(format!("http://127.0.0.1:{lb_port}{status_url}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "done" {
+            assert_eq!(status["thumbnail"]["width"], 300);
+            return;
+        }
+        assert!(Instant::now() < deadline, "no worker made the thumbnail: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
