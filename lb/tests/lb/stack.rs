@@ -103,10 +103,15 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
 async fn upload_is_resized_by_the_workers(client: &reqwest::Client, lb_port: u16) {
     let mut jpeg = Vec::new();
     image::DynamicImage::ImageRgb8(image::RgbImage::new(640, 480))
-        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(jpeg).file_name("a.jpg"));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(jpeg).file_name("a.jpg"),
+    );
     let accepted = client
         .post(format!("http://127.0.0.1:{lb_port}/images"))
         .multipart(form)
@@ -132,7 +137,10 @@ async fn upload_is_resized_by_the_workers(client: &reqwest::Client, lb_port: u16
             assert_eq!(status["thumbnail"]["width"], 300);
             return;
         }
-        assert!(Instant::now() < deadline, "no worker made the thumbnail: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "no worker made the thumbnail: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -191,4 +199,148 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The load-test smoke run: the stack from the main command (2 replicas, 2 workers), the seed
+/// loaded, a short headless Locust run of each user class with 0 failures, then a clean stop
+/// that leaves no process behind.
+#[tokio::test]
+async fn a_short_locust_run_of_each_user_class_has_no_failures() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let locust = root.join("target/venv/locust/bin/locust");
+    if !locust.is_file() {
+        assert!(
+            !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+            "Locust is not installed: CI must run the load-test smoke test (infra/setup test)"
+        );
+        eprintln!("skipping: run infra/setup test to install Locust");
+        return;
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_lb")).parent().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (base, lb_port, admin) = (two_free_ports(), free_port(), free_port());
+    let log = data.path().join("stack.log");
+    let stack = Command::new("bash")
+        .arg(root.join("infra/run"))
+        .current_dir(root)
+        .env("STACK_BIN_DIR", bin)
+        .env("STACK_DATA_DIR", data.path())
+        .env("API_REPLICAS", "2")
+        .env("WORKERS", "2")
+        .env("API_BASE_PORT", base.to_string())
+        .env("LB_LISTEN", format!("127.0.0.1:{lb_port}"))
+        .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("APP__LOG__LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stack = Stack(Some(stack));
+    for port in [lb_port, admin, base, base + 1] {
+        stack.wait_for_port(port, &log);
+    }
+    let host = format!("http://127.0.0.1:{lb_port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client
+        .get(format!("{host}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "the stack never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let seeded = Command::new(bin.join("seed"))
+        .current_dir(root)
+        .env(
+            "APP__STORE__URI",
+            format!("sqlite://{}", data.path().join("orders.db").display()),
+        )
+        .args(["reset", "--count", "1000", "--quiet"])
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "seed reset failed");
+    let page: serde_json::Value = client
+        .get(format!("{host}/orders?limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["orders"].as_array().unwrap().len(), 1000);
+
+    for class in ["ReferenceUser", "CrudUser", "ImageUser"] {
+        let prefix = data.path().join(class);
+        let mut run = Command::new(&locust)
+            .current_dir(root)
+            .env("SEED_COUNT", "1000")
+            .args(["-f", "locustfile.py", "--headless", "--only-summary"])
+            .args(["-u", "20", "-r", "10", "-t", "12s", "--stop-timeout", "5"])
+            .args(["-H", &host, "--csv"])
+            .arg(&prefix)
+            .arg(class)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(data.path().join(format!("{class}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = run.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = run.kill();
+                panic!("Locust {class} did not finish in 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stats = std::fs::read_to_string(format!("{}_stats.csv", prefix.display())).unwrap();
+        let failures = std::fs::read_to_string(format!("{}_failures.csv", prefix.display()))
+            .unwrap_or_default();
+        let aggregated = stats
+            .lines()
+            .find(|l| l.contains(",Aggregated,"))
+            .unwrap_or_else(|| panic!("no Aggregated row for {class}:\n{stats}"));
+        let columns: Vec<&str> = aggregated.split(',').collect();
+        let (requests, failed): (u64, u64) =
+            (columns[2].parse().unwrap(), columns[3].parse().unwrap());
+        assert!(
+            status.success() && failed == 0,
+            "{class}: Locust exited {status} with {failed} failures:\n{failures}"
+        );
+        assert!(
+            requests >= 20,
+            "{class} made only {requests} requests:\n{stats}"
+        );
+    }
+
+    assert!(stack.stop(), "the stack did not stop within 20 s");
+    for port in [lb_port, admin, base, base + 1] {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "something still listens on {port}"
+        );
+    }
+    let marker = format!("STACK_DATA_DIR={}", data.path().display());
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
 }
