@@ -43,12 +43,17 @@ MEAN_WAIT_S = 2.0  # ReferenceUser waits between(1, 3)
 
 
 def stack_pids():
-    """The pids of the running stack's lb, api and worker processes (release binaries)."""
+    """The pids of the running stack's lb, api and worker processes (release binaries), and of
+    honcho, which runs them and forwards their log lines."""
     pids = {}
     for exe in Path("/proc").glob("[0-9]*/exe"):
         try:
             target = os.readlink(exe)
+            command = (exe.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
+            continue
+        if any(part.endswith(b"/honcho") for part in command) and b"start" in command:
+            pids.setdefault("honcho", []).append(int(exe.parent.name))
             continue
         # A binary rebuilt while it runs shows as "… (deleted)".
         target = Path(target.removesuffix(" (deleted)"))
@@ -59,14 +64,26 @@ def stack_pids():
 
 
 def stack_cpu(pids):
-    total = 0.0
-    for group in pids.values():
+    """CPU seconds so far, per group (lb, api, worker, honcho)."""
+    totals = {}
+    for name, group in pids.items():
         for pid in group:
             try:
-                total += process_cpu_seconds(pid)
+                totals[name] = totals.get(name, 0.0) + process_cpu_seconds(pid)
             except OSError:
                 pass
-    return total
+    return totals
+
+
+def cpu_shares(before, after, wall):
+    return {name: (after.get(name, 0.0) - before.get(name, 0.0)) / wall for name in after}
+
+
+def fmt_shares(shares):
+    order = ["lb", "api", "worker", "honcho"]
+    total = sum(shares.values())
+    parts = " / ".join(f"{shares.get(name, 0.0):.0%}" for name in order)
+    return f"{total:.0%} ({parts})"
 
 
 def lb_statuses(admin):
@@ -99,7 +116,7 @@ def run_locust(args, rate, pids):
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.time() - started
     generator_cpu = usage.ru_utime + usage.ru_stime
-    service_cpu = stack_cpu(pids) - before_stack
+    service_cpu = cpu_shares(before_stack, stack_cpu(pids), wall)
     after_codes = lb_statuses(args.admin)
     codes = {k: after_codes.get(k, 0) - before_codes.get(k, 0) for k in after_codes}
     codes = {k: v for k, v in sorted(codes.items()) if v}
@@ -111,7 +128,9 @@ def run_locust(args, rate, pids):
     series = [(int(r["Timestamp"]) - t0, int(r["User Count"]), float(r["Requests/s"]),
                float(r["95%"]) if r["95%"] not in ("N/A", "") else 0.0) for r in history]
     full = [s for s in series if s[1] >= args.users]
-    full_rps = statistics.mean(s[2] for s in full) if full else 0.0
+    # Locust's RPS is a 10 s moving window: judge the rate once the window holds full load only.
+    settled = [s for s in full if s[0] >= full[0][0] + 10] if full else []
+    full_rps = statistics.mean(s[2] for s in (settled or full)) if full else 0.0
     intended = args.users / MEAN_WAIT_S
     requests, failures = int(total["Request Count"]), int(total["Failure Count"])
     generator_share = generator_cpu / wall
@@ -128,7 +147,7 @@ def run_locust(args, rate, pids):
         "rps_full": full_rps, "p50": float(total["50%"]), "p95": float(total["95%"]),
         "p99": float(total["99%"]), "max": float(total["Max Response Time"]),
         "requests": requests, "failures": failures, "codes": codes,
-        "generator_cpu": generator_share, "service_cpu": service_cpu / wall,
+        "generator_cpu": generator_share, "service_cpu": service_cpu,
         "valid": not problems, "problems": problems,
     }
 
@@ -167,12 +186,16 @@ def oha_step(url, rate, seconds):
             "p99_ms": (result["latencyPercentiles"]["p99"] or 0) * 1000}
 
 
-def max_rps(url, args):
+def max_rps(url, args, pids=None):
     """Steps the fixed rate up by 25% until a failure, p99 over the bound, or the rate not
-    reached; returns the last rate that passed, and every step."""
+    reached; returns the last rate that passed, and every step (with the stack's CPU shares
+    when `pids` are given)."""
     steps, best, rate = [], None, args.start_rate
     while rate <= args.max_rate:
+        before = stack_cpu(pids) if pids else {}
         step = oha_step(url, rate, args.step_seconds)
+        if pids:
+            step["cpu"] = cpu_shares(before, stack_cpu(pids), args.step_seconds)
         steps.append(step)
         passed = (step["failures"] == 0 and step["p99_ms"] <= args.p99_bound_ms
                   and step["achieved"] >= 0.95 * rate)
@@ -235,11 +258,12 @@ def report(args, runs, stack_max, ceiling_max, path):
             f"{r['rps_peak']:.0f} / {r['rps_full']:.0f} | {r['p50']:.0f} / {r['p95']:.0f} / "
             f"{r['p99']:.0f} / {r['max']:.0f} | {r['requests']:,} | {r['failures']} | "
             f"{', '.join(f'{k}: {v:,}' for k, v in r['codes'].items())} | "
-            f"{r['generator_cpu']:.0%} | {r['service_cpu']:.0%} | {valid} |")
+            f"{r['generator_cpu']:.0%} | {fmt_shares(r['service_cpu'])} | {valid} |")
     lines += ["", "![users, RPS and p95 over time](load-test.png)", "",
-              "CPU is the share of one core over the run (Locust: its process; stack: lb, api "
-              "and worker processes together). Locust's CSV and HTML reports are in "
-              "`target/loadtest/`.", ""]
+              "CPU is the share of one core over the run (Locust: its process; stack: all its "
+              "processes, then lb / api replicas / workers / honcho, which forwards every log "
+              "line). \"At full load\" RPS leaves out the first 10 s at full load (Locust's "
+              "moving window). Locust's CSV and HTML reports are in `target/loadtest/`.", ""]
     if stack_max is not None:
         best, steps = stack_max
         cbest, csteps = ceiling_max
@@ -260,6 +284,11 @@ def report(args, runs, stack_max, ceiling_max, path):
                         for s in csteps) + " |",
             "",
             f"Stack / ceiling: **{(best or 0) / max(cbest or 1, 1):.2f}x** (goal ≥ 0.8x).",
+            "",
+            "The stack's CPU at each step, share of one core, all (lb / api replicas / workers / "
+            "honcho): " + "; ".join(f"{s['rate']}: {fmt_shares(s['cpu'])}" for s in steps
+                                     if "cpu" in s) + ". The trivial upstreams' lb logs to "
+            "/dev/null rather than through honcho; oha runs on the same two cores.",
             "",
         ]
     path.write_text("\n".join(lines))
@@ -282,7 +311,10 @@ def main():
     parser.add_argument("--skip-max-rps", action="store_true")
     parser.add_argument("--report", default=str(ROOT / "docs" / "load-test.md"))
     args = parser.parse_args()
-    subprocess.run([str(ROOT / "infra" / "setup"), "bench"], check=True)
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        # Locust's CSVs are read here and the chart drawn with matplotlib: run in the venv.
+        subprocess.run([str(ROOT / "infra" / "setup"), "bench"], check=True)
+        os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
     # The same set infra/run builds (so the stack's binaries are not rebuilt), then the example
     # on its own (its dev-dependencies unify other features).
     build("-p", "api", "-p", "lb", "-p", "seed")
@@ -306,7 +338,7 @@ def main():
         seed_reset(args)
         order = json.load(urllib.request.urlopen(f"{args.host}/orders?limit=1"))["orders"][0]["_id"]
         print("== highest 0%-failure rate through the stack", flush=True)
-        stack_max = max_rps(f"{args.host}/orders/{order}", args)
+        stack_max = max_rps(f"{args.host}/orders/{order}", args, args.pids)
         print(f"   {stack_max[0]}/s", flush=True)
         procs, ceiling = ceiling_stack(args)
         try:

@@ -5,9 +5,11 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use std::io::Write;
+
 use anyhow::Context;
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
 
 use crate::images::ImageId;
 
@@ -38,7 +40,7 @@ pub struct BlobError(#[from] anyhow::Error);
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` under `key`, replacing what was there; readers see the old file or the
     /// new one, never a part.
-    async fn put(&self, key: BlobKey, bytes: &[u8]) -> Result<(), BlobError>;
+    async fn put(&self, key: BlobKey, bytes: Bytes) -> Result<(), BlobError>;
 
     async fn get(&self, key: BlobKey) -> Result<Option<Vec<u8>>, BlobError>;
 
@@ -61,32 +63,36 @@ impl DirBlobStore {
     }
 }
 
+/// Written aside, flushed to disk, then renamed into place: a crash leaves the old file or the
+/// whole new one, and two workers writing the same thumbnail cannot mix bytes.
+fn write_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let parent = path.parent().expect("blob paths have a parent");
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let written = (|| {
+        let mut file = std::fs::File::create(temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(temporary, path)
+    })();
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(temporary);
+        return Err(anyhow::Error::new(error).context(format!("writing {}", path.display())));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BlobStore for DirBlobStore {
-    async fn put(&self, key: BlobKey, bytes: &[u8]) -> Result<(), BlobError> {
+    async fn put(&self, key: BlobKey, bytes: Bytes) -> Result<(), BlobError> {
         let path = self.root.join(key.relative_path());
-        let parent = path.parent().expect("blob paths have a parent");
-        tokio::fs::create_dir_all(parent)
-            .await
-            .with_context(|| format!("creating {}", parent.display()))?;
-        // Written aside, flushed to disk, then renamed into place: a crash leaves the old file
-        // or the whole new one, and two workers writing the same thumbnail cannot mix bytes.
         let temporary = self
             .root
             .join("tmp")
             .join(uuid::Uuid::new_v4().simple().to_string());
-        let write = async {
-            let mut file = tokio::fs::File::create(&temporary).await?;
-            file.write_all(bytes).await?;
-            file.sync_all().await?;
-            tokio::fs::rename(&temporary, &path).await
-        };
-        if let Err(error) = write.await {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(anyhow::Error::new(error)
-                .context(format!("writing {}", path.display()))
-                .into());
-        }
+        // One blocking task for the whole write: tokio::fs would hop threads per call.
+        tokio::task::spawn_blocking(move || write_atomically(&temporary, &path, &bytes))
+            .await
+            .context("the blob writer stopped")??;
         Ok(())
     }
 
@@ -122,9 +128,10 @@ mod tests {
         let blobs = DirBlobStore::open(dir.path()).unwrap();
         let id = ImageId::generate();
         assert_eq!(blobs.get(BlobKey::Original(id)).await.unwrap(), None);
-        blobs.put(BlobKey::Original(id), b"first").await.unwrap();
-        blobs.put(BlobKey::Original(id), b"second").await.unwrap();
-        blobs.put(BlobKey::Thumbnail(id), b"small").await.unwrap();
+        let put = |key, bytes: &'static [u8]| blobs.put(key, Bytes::from_static(bytes));
+        put(BlobKey::Original(id), b"first").await.unwrap();
+        put(BlobKey::Original(id), b"second").await.unwrap();
+        put(BlobKey::Thumbnail(id), b"small").await.unwrap();
         assert_eq!(
             blobs.get(BlobKey::Original(id)).await.unwrap().unwrap(),
             b"second"

@@ -270,7 +270,7 @@ impl Worker {
             .map_err(|e| e.to_string())?;
         // Same key every time: a job done twice leaves one thumbnail.
         self.blobs
-            .put(BlobKey::Thumbnail(id), &thumbnail.bytes)
+            .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
             .await
             .map_err(|e| e.to_string())?;
         self.images

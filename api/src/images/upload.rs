@@ -37,9 +37,15 @@ pub fn inspect(bytes: &[u8], limits: UploadLimits) -> Result<Picture, UploadErro
         Ok(image::ImageFormat::WebP) => ImageFormat::Webp,
         _ => return Err(UploadError::UnsupportedFormat),
     };
-    let (width, height) = image::ImageReader::with_format(Cursor::new(bytes), to_image(format))
-        .into_dimensions()
-        .map_err(|e| UploadError::UnreadableHeader(format.as_str(), e.to_string()))?;
+    let (width, height) = match format {
+        // libjpeg-turbo reads the header in place; the `image` crate would copy the whole file.
+        ImageFormat::Jpeg => turbojpeg::read_header(bytes)
+            .map(|header| (header.width as u32, header.height as u32))
+            .map_err(|e| UploadError::UnreadableHeader("jpeg", e.to_string()))?,
+        _ => image::ImageReader::with_format(Cursor::new(bytes), to_image(format))
+            .into_dimensions()
+            .map_err(|e| UploadError::UnreadableHeader(format.as_str(), e.to_string()))?,
+    };
     if width == 0 || height == 0 {
         return Err(UploadError::NoPixels { width, height });
     }

@@ -91,7 +91,7 @@ pub async fn upload(
 
     let id = ImageId::generate();
     let now = Utc::now();
-    state.blobs.put(BlobKey::Original(id), &bytes).await?;
+    state.blobs.put(BlobKey::Original(id), bytes).await?;
     if let Err(error) = state
         .images
         .insert_image(&Image::queued(id, original, now))
