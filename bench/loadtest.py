@@ -301,7 +301,7 @@ def main():
     parser.add_argument("--store-uri", default="sqlite://data/orders.db",
                         help="the stack's store, for the reset (APP__STORE__URI wins)")
     parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--rates", default="25,50,100")
+    parser.add_argument("--rates", default="25,50,100", help="spawn rates; empty: no Locust run")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--seed-count", type=int, default=10_000)
     parser.add_argument("--start-rate", type=int, default=1000)
@@ -324,7 +324,7 @@ def main():
         raise SystemExit("start the stack first: infra/run (in another terminal)")
     OUT.mkdir(parents=True, exist_ok=True)
     runs = []
-    for rate in [int(r) for r in args.rates.split(",")]:
+    for rate in [int(r) for r in args.rates.split(",") if r]:
         seed_reset(args)
         print(f"== spawn rate {rate}/s: {args.users} users, {args.seconds} s", flush=True)
         run = run_locust(args, rate, args.pids)
