@@ -243,13 +243,8 @@ impl Settings {
 }
 
 impl Settings {
-    /// The queue the (validated) settings name.
-    pub fn queue(&self) -> QueueBackend {
-        self.queue_backend()
-            .expect("queue.url is validated when settings load")
-    }
-
-    fn queue_backend(&self) -> Result<QueueBackend, String> {
+    /// The queue the settings name, or why they name none.
+    pub fn queue_backend(&self) -> Result<QueueBackend, String> {
         let url = self.queue.url.as_str();
         if url.is_empty() {
             return match parse_store_uri(&self.store.uri) {
@@ -275,9 +270,10 @@ impl Settings {
 
     /// The queue URL with any password replaced, safe to log.
     pub fn redacted_queue(&self) -> String {
-        match self.queue() {
-            QueueBackend::Redis(url) => redact(&url),
-            QueueBackend::Sqlite(path) => format!("sqlite://{}", path.display()),
+        match self.queue_backend() {
+            Ok(QueueBackend::Redis(url)) => redact(&url),
+            Ok(QueueBackend::Sqlite(path)) => format!("sqlite://{}", path.display()),
+            Err(_) => redact(&self.queue.url),
         }
     }
 }
@@ -345,6 +341,35 @@ mod tests {
         let why = parse_store_uri("postgres://u:topsecret@h/db").unwrap_err();
         assert!(why.contains("postgres"));
         assert!(!why.contains("topsecret"));
+    }
+
+    #[test]
+    fn the_queue_defaults_to_the_store_file_and_needs_a_url_beside_mongodb() {
+        let mut settings = Settings::default();
+        assert_eq!(
+            settings.queue_backend().unwrap(),
+            QueueBackend::Sqlite(PathBuf::from("data/orders.db"))
+        );
+        settings.store.uri = "mongodb://db:27017/".into();
+        assert!(
+            settings
+                .queue_backend()
+                .unwrap_err()
+                .contains("must be set")
+        );
+        settings.queue.url = "redis://:s3cret@cache:6379/0".into();
+        assert_eq!(
+            settings.queue_backend().unwrap(),
+            QueueBackend::Redis("redis://:s3cret@cache:6379/0".into())
+        );
+        assert_eq!(settings.redacted_queue(), "redis://:***@cache:6379/0");
+        settings.queue.url = "amqp://broker".into();
+        assert!(
+            settings
+                .queue_backend()
+                .unwrap_err()
+                .contains("expected redis://")
+        );
     }
 
     #[test]

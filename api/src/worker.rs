@@ -73,23 +73,19 @@ impl Worker {
     /// finish for up to `shutdown_timeout`, and hands back the ones still running.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let slots = Arc::new(Semaphore::new(self.concurrency));
-        let (stop, stopped) = watch::channel(false);
         let (hand_back, handing_back) = watch::channel(false);
         let mut jobs = JoinSet::new();
         let claims = async {
-            let mut unavailable_since: Option<Instant> = None;
+            let mut warned = false;
             loop {
                 let slot = slots
                     .clone()
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
-                if *stopped.borrow() {
-                    return;
-                }
                 match self.queue.claim(&self.consumer).await {
                     Ok(Some(delivery)) => {
-                        unavailable_since = None;
+                        warned = false;
                         let worker = self.clone();
                         let handing_back = handing_back.clone();
                         jobs.spawn(async move {
@@ -97,23 +93,24 @@ impl Worker {
                             drop(slot);
                         });
                     }
-                    Ok(None) => unavailable_since = None,
+                    Ok(None) => warned = false,
                     Err(error) => {
-                        if unavailable_since.is_none() {
+                        if !warned {
                             tracing::warn!(%error, "cannot claim jobs; retrying every second");
+                            warned = true;
                         }
-                        unavailable_since.get_or_insert_with(Instant::now);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
                 while jobs.try_join_next().is_some() {}
             }
         };
+        // Dropping the claim loop mid-claim is safe: a job it had just taken stays leased to
+        // this consumer and is taken over when the lease expires.
         tokio::select! {
-            () = claims => {}
+            _ = claims => {}
             () = shutdown => {}
         }
-        let _ = stop.send(true);
         let running = jobs.len();
         tracing::info!(running, "stopping: finishing the jobs in flight");
         let finish = async { while jobs.join_next().await.is_some() {} };

@@ -60,7 +60,10 @@ pub trait JobQueue: Send + Sync + 'static {
 /// Opens the queue the settings name.
 pub async fn open(settings: &Settings) -> Result<Arc<dyn JobQueue>, QueueError> {
     let lease = Duration::from_millis(settings.queue.lease_ms);
-    match settings.queue() {
+    let backend = settings
+        .queue_backend()
+        .map_err(|why| anyhow::anyhow!("queue.url: {why}"))?;
+    match backend {
         QueueBackend::Sqlite(path) => Ok(Arc::new(
             SqliteQueue::open(&path, lease, settings.store.busy_timeout_ms).await?,
         )),

@@ -39,9 +39,12 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
         let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
         settings.store = crate::mongo_support::settings(&uri);
-        settings.queue.url = format!("sqlite://{}", dir.path().join("queue.db").display());
     }
     customise(&mut settings);
+    // A store other than SQLite has no queue table: the app gets a SQLite queue file of its own.
+    if settings.queue.url.is_empty() && !settings.store.uri.starts_with("sqlite://") {
+        settings.queue.url = format!("sqlite://{}", dir.path().join("queue.db").display());
+    }
     let app = Application::build(&settings).await.unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
