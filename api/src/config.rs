@@ -26,6 +26,9 @@ pub struct ImageSettings {
     pub max_upload_bytes: usize,
     /// Largest canvas accepted (width × height, read from the header), in pixels.
     pub max_pixels: u64,
+    /// Uploads read at once per replica (each may hold up to `max_upload_bytes` in memory);
+    /// more wait their turn.
+    pub max_concurrent_uploads: usize,
     /// Folder holding originals and thumbnails (a shared volume when replicas are on several
     /// machines); relative to the working folder.
     pub blob_dir: PathBuf,
@@ -139,6 +142,7 @@ impl Default for Settings {
             images: ImageSettings {
                 max_upload_bytes: 20 * 1024 * 1024,
                 max_pixels: 50_000_000,
+                max_concurrent_uploads: 16,
                 blob_dir: PathBuf::from("data/blobs"),
             },
             queue: QueueSettings {
@@ -201,6 +205,9 @@ impl Settings {
         }
         if self.images.max_upload_bytes == 0 || self.images.max_pixels == 0 {
             return fail("images.max_upload_bytes", "limits must be at least 1");
+        }
+        if self.images.max_concurrent_uploads == 0 {
+            return fail("images.max_concurrent_uploads", "must be at least 1");
         }
         if let Err(why) = self.queue_backend() {
             return fail("queue.url", &why);

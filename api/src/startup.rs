@@ -33,6 +33,9 @@ impl Application {
             queue,
             blobs: Arc::new(blobs),
             uploads: settings.images.clone(),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.images.max_concurrent_uploads,
+            )),
             metrics: Arc::new(Metrics::new(&settings.server.instance)),
             instance: settings.server.instance.as_str().into(),
             body_limit: settings.server.body_limit,

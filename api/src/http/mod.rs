@@ -44,6 +44,8 @@ pub struct AppState {
     pub blobs: Arc<dyn BlobStore>,
     /// Upload limits.
     pub uploads: ImageSettings,
+    /// One permit per upload being read (`images.max_concurrent_uploads`).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
     pub instance: Arc<str>,
     pub body_limit: usize,

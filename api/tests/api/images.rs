@@ -296,3 +296,54 @@ async fn the_upload_page_is_served_at_the_root() {
     let page = response.text().await.unwrap();
     assert!(page.contains("<form") && page.contains("type=\"file\"") && page.contains("/images"));
 }
+
+/// With one upload slot, a second upload waits (its body unread) until the first is done,
+/// while the rest of the API keeps answering.
+#[tokio::test]
+async fn uploads_beyond_the_concurrency_limit_wait_their_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.images.max_concurrent_uploads = 1).await;
+    let jpeg = pictures::jpeg(64, 64);
+    let mut body =
+        b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+            .to_vec();
+    body.extend(&jpeg);
+    body.extend(b"\r\n--B--\r\n");
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The first upload holds the slot: its body arrives in two parts.
+    let mut first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    first.write_all(head.as_bytes()).await.unwrap();
+    first.write_all(&body[..100]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let second = tokio::spawn({
+        let (client, url, jpeg) = (app.client.clone(), app.url("/images"), jpeg.clone());
+        async move {
+            let response = client
+                .post(url)
+                .multipart(form(&jpeg, "b.jpg"))
+                .send()
+                .await;
+            (std::time::Instant::now(), response.unwrap().status())
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "the second upload did not wait for the slot"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+
+    first.write_all(&body[100..]).await.unwrap();
+    let mut answer = Vec::new();
+    first.read_to_end(&mut answer).await.unwrap();
+    let first_done = std::time::Instant::now();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 202"));
+    let (second_done, status) = second.await.unwrap();
+    assert_eq!(status, 202);
+    assert!(second_done >= first_done);
+}

@@ -60,6 +60,12 @@ pub async fn upload(
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType("Content-Type must be multipart/form-data".into())
     })?;
+    // Bounds the memory uploads can hold: the rest wait here with their bodies unread.
+    let _slot = state
+        .upload_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("the upload slots were closed")))?;
     let limit = state.uploads.max_upload_bytes;
     let mut file = None;
     while let Some(field) = multipart
