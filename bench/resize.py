@@ -62,16 +62,20 @@ def fetch_photos():
     return [baseline, PHOTOS / "Dragonfly_by_Bolly.jpg", PHOTOS / "Storm.jpg", PHOTOS / "Gulp.png"]
 
 
-def run_tool(tool, photo, out, repeat, size):
-    """Runs one tool pinned to one core; returns the CPU ms of each image."""
+def tool_command(tool, photo, out, repeat, size):
+    """The command making `repeat` thumbnails of `photo` with `tool`, the last written to `out`
+    (as PNG when `out` ends in .png)."""
     if tool == "ours":
         command = [str(RELEASE / "examples" / "thumbnail"), str(photo), str(out),
                    "--repeat", str(repeat), "--size", str(size)]
-        if out.suffix == ".png":
-            command.append("--png")
-    else:
-        command = [str(VENV_PYTHON), str(ROOT / "bench" / "resize" / "anchor.py"), tool,
-                   str(photo), str(out), str(repeat), str(size)]
+        return command + ["--png"] if out.suffix == ".png" else command
+    return [str(VENV_PYTHON), str(ROOT / "bench" / "resize" / "anchor.py"), tool,
+            str(photo), str(out), str(repeat), str(size)]
+
+
+def run_tool(tool, photo, out, repeat, size):
+    """Runs one tool pinned to one core; returns the CPU ms of each image."""
+    command = tool_command(tool, photo, out, repeat, size)
     env = dict(os.environ, VIPS_CONCURRENCY="1", OMP_NUM_THREADS="1")
     process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], stdout=subprocess.PIPE,
                                text=True, env=env)
@@ -84,11 +88,7 @@ def run_tool(tool, photo, out, repeat, size):
 def peak_rss_mib(tool, photo, out, size):
     """Peak RSS of a process making one thumbnail, measured by GNU time: a child of this
     (Python) process would inherit its high-water mark across exec."""
-    if tool == "ours":
-        command = [str(RELEASE / "examples" / "thumbnail"), str(photo), str(out), "--size", str(size)]
-    else:
-        command = [str(VENV_PYTHON), str(ROOT / "bench" / "resize" / "anchor.py"), tool,
-                   str(photo), str(out), "1", str(size)]
+    command = tool_command(tool, photo, out, 1, size)
     result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, VIPS_CONCURRENCY="1"))

@@ -7,10 +7,35 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::blobs::DirBlobStore;
+use crate::blobs::{BlobStore, DirBlobStore};
 use crate::config::Settings;
 use crate::http::{self, AppState, Metrics};
-use crate::{queue, store};
+use crate::queue::{self, JobQueue};
+use crate::store::{self, Stores};
+
+/// What the api and the worker both open: the store, the job queue and the blob folder.
+pub struct Backends {
+    pub stores: Stores,
+    pub queue: Arc<dyn JobQueue>,
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl Backends {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let stores = store::open(&settings.store)
+            .await
+            .with_context(|| format!("opening the store {}", settings.store.redacted_uri()))?;
+        let queue = queue::open(settings)
+            .await
+            .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?;
+        let blobs = Arc::new(DirBlobStore::open(&settings.images.blob_dir)?);
+        Ok(Self {
+            stores,
+            queue,
+            blobs,
+        })
+    }
+}
 
 pub struct Application {
     listener: TcpListener,
@@ -18,20 +43,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store and binds the listener; port 0 picks a free port, see [`Self::local_addr`].
+    /// Opens the backends and binds the listener; port 0 picks a free port, see
+    /// [`Self::local_addr`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let stores = store::open(&settings.store)
-            .await
-            .with_context(|| format!("opening the store {}", settings.store.redacted_uri()))?;
-        let queue = queue::open(settings)
-            .await
-            .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?;
-        let blobs = DirBlobStore::open(&settings.images.blob_dir)?;
+        let Backends {
+            stores,
+            queue,
+            blobs,
+        } = Backends::open(settings).await?;
         let state = AppState {
             store: stores.orders,
             images: stores.images,
             queue,
-            blobs: Arc::new(blobs),
+            blobs,
             uploads: settings.images.clone(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.images.max_concurrent_uploads,

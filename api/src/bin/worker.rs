@@ -3,14 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::Context;
-use api::blobs::DirBlobStore;
 use api::config::Settings;
-use api::startup::shutdown_signal;
+use api::startup::{Backends, shutdown_signal};
 use api::worker::Worker;
-use api::{queue, store};
 use clap::Parser;
 
 /// Image worker. Settings: built-in defaults < the TOML file < APP__SECTION__KEY variables
@@ -24,14 +20,13 @@ struct Args {
 }
 
 async fn build(settings: &Settings) -> anyhow::Result<Worker> {
-    let stores = store::open(&settings.store)
-        .await
-        .with_context(|| format!("opening the store {}", settings.store.redacted_uri()))?;
-    let queue = queue::open(settings)
-        .await
-        .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?;
-    let blobs = Arc::new(DirBlobStore::open(&settings.images.blob_dir)?);
-    Ok(Worker::new(settings, stores.images, blobs, queue))
+    let backends = Backends::open(settings).await?;
+    Ok(Worker::new(
+        settings,
+        backends.stores.images,
+        backends.blobs,
+        backends.queue,
+    ))
 }
 
 #[tokio::main]

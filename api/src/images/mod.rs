@@ -6,6 +6,11 @@ mod id;
 mod thumbnail;
 mod upload;
 
+/// The integration tests' picture makers, shared with the unit tests here.
+#[cfg(test)]
+#[path = "../../tests/support/pictures.rs"]
+mod test_pictures;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

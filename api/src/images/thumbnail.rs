@@ -93,7 +93,7 @@ pub fn render(bytes: &[u8], spec: &ThumbnailSpec) -> Result<Thumbnail, RenderErr
         ImageFormat::Jpeg => decode_jpeg(bytes, spec)?,
         other => decode_other(bytes, other)?,
     };
-    let (width, height) = stored_target(&decoded, orientation, spec);
+    let (width, height) = stored_target(decoded.width, decoded.height, orientation, spec);
     let alpha = decoded.alpha;
     let resized = resize(decoded, width, height, spec.fit)?;
     let mut picture = to_dynamic(resized, width, height, alpha)?;
@@ -102,12 +102,17 @@ pub fn render(bytes: &[u8], spec: &ThumbnailSpec) -> Result<Thumbnail, RenderErr
 }
 
 /// The thumbnail's size in the stored (unrotated) orientation.
-fn stored_target(decoded: &Decoded, orientation: Orientation, spec: &ThumbnailSpec) -> (u32, u32) {
+fn stored_target(
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    spec: &ThumbnailSpec,
+) -> (u32, u32) {
     let swaps = swaps_axes(orientation);
     let (shown_w, shown_h) = if swaps {
-        (decoded.height, decoded.width)
+        (height, width)
     } else {
-        (decoded.width, decoded.height)
+        (width, height)
     };
     let (w, h) = match spec.fit {
         Fit::Inside => fit_inside(shown_w, shown_h, spec.width, spec.height),
@@ -182,13 +187,8 @@ fn decode_jpeg(bytes: &[u8], spec: &ThumbnailSpec) -> Result<(Decoded, Orientati
     let decode_error = |e: turbojpeg::Error| RenderError::Decode(e.to_string());
     let mut decompressor = Decompressor::new().map_err(decode_error)?;
     let header = decompressor.read_header(bytes).map_err(decode_error)?;
-    let full = Decoded {
-        width: header.width as u32,
-        height: header.height as u32,
-        pixels: Vec::new(),
-        alpha: false,
-    };
-    let (target_w, target_h) = stored_target(&full, orientation, spec);
+    let (target_w, target_h) =
+        stored_target(header.width as u32, header.height as u32, orientation, spec);
     // The smallest DCT scale that still leaves at least twice the target in both directions.
     let factor = [
         ScalingFactor::ONE_EIGHTH,

@@ -75,6 +75,7 @@ pub(super) fn to_image(format: ImageFormat) -> image::ImageFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::images::test_pictures::png_declaring;
 
     const LIMITS: UploadLimits = UploadLimits {
         max_pixels: 50_000_000,
@@ -88,41 +89,6 @@ mod tests {
         out
     }
 
-    /// A PNG whose header declares `width`x`height`, with a few bytes of pixel data.
-    fn png_header_only(width: u32, height: u32) -> Vec<u8> {
-        let mut header = width.to_be_bytes().to_vec();
-        header.extend(height.to_be_bytes());
-        header.extend([8, 6, 0, 0, 0]);
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        for (kind, data) in [
-            (b"IHDR", header),
-            (b"IDAT", vec![0x78, 0x9c, 0x03, 0]),
-            (b"IEND", vec![]),
-        ] {
-            let mut chunk = kind.to_vec();
-            chunk.extend(&data);
-            out.extend((data.len() as u32).to_be_bytes());
-            out.extend(&chunk);
-            out.extend(crc32(&chunk).to_be_bytes());
-        }
-        out
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &byte in data {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
     #[test]
     fn a_real_png_is_measured() {
         let picture = inspect(&png(40, 30), LIMITS).unwrap();
@@ -134,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_huge_declared_canvas_is_refused_from_the_header() {
-        let bytes = png_header_only(30_000, 30_000);
+        let bytes = png_declaring(30_000, 30_000);
         assert!(bytes.len() < 100);
         assert_eq!(
             inspect(&bytes, LIMITS),

@@ -9,11 +9,11 @@ use anyhow::Context;
 use async_sqlite::Pool;
 use async_trait::async_trait;
 use chrono::Utc;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Delivery, JobQueue, QueueError};
 use crate::images::ImageId;
-use crate::store::open_pool;
+use crate::store::{is_busy, open_pool};
 
 /// How long `claim` waits between looks at an empty queue.
 const POLL: Duration = Duration::from_millis(100);
@@ -48,12 +48,7 @@ impl SqliteQueue {
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         self.pool.conn_mut(work).await.map_err(|error| match error {
-            async_sqlite::Error::Rusqlite(error)
-                if matches!(
-                    error.sqlite_error_code(),
-                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-                ) =>
-            {
+            async_sqlite::Error::Rusqlite(error) if is_busy(&error) => {
                 QueueError::Unavailable("the SQLite file stayed locked".into())
             }
             other => QueueError::Internal(anyhow::Error::new(other)),

@@ -18,7 +18,7 @@ use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
 pub use mongo::MongoStore;
 pub use sqlite::SqliteStore;
-pub(crate) use sqlite::open_pool;
+pub(crate) use sqlite::{is_busy, open_pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

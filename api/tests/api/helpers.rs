@@ -157,29 +157,15 @@ impl ApiProcess {
             .find(|(k, _)| *k == "APP__SERVER__INSTANCE")
             .map_or("api", |(_, v)| v.as_str());
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_api"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+        command
             .env_clear()
             .env("APP__SERVER__LISTEN", "127.0.0.1:0")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = listening_addr(&text) {
-                return Self { child, addr, log };
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("{name} exited with {status} before listening:\n{text}");
-            }
-            assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .current_dir(dir);
+        let (child, addr) = start_logged(command, name, &log, listening_addr);
+        Self { child, addr, log }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -188,14 +174,7 @@ impl ApiProcess {
 
     /// Waits (bounded) for the process to exit.
     pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the process did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::servers::wait_for_exit(&mut self.child, Duration::from_secs(15))
     }
 }
 
@@ -203,6 +182,34 @@ impl Drop for ApiProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` with its stdout in `log` and waits (bounded) until `ready` finds what it
+/// looks for in the log; fails with the log if the process exits first.
+pub fn start_logged<T>(
+    mut command: Command,
+    name: &str,
+    log: &Path,
+    ready: impl Fn(&str) -> Option<T>,
+) -> (Child, T) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(found) = ready(&text) {
+            return (child, found);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{name} exited with {status} before starting:\n{text}");
+        }
+        assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::start_logged;
+
 /// The `redis-server` binary, or `None` (skip) outside CI when it is not installed.
 pub fn redis_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -171,28 +173,16 @@ impl WorkerProcess {
     /// Starts the binary with `APP__…` variables and waits (bounded) for "worker started".
     pub fn start(dir: &Path, name: &str, env: &[(&str, String)]) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_worker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
+        command
             .env_clear()
             .env("APP__SERVER__INSTANCE", name)
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("worker started") {
-                return Self { child, log };
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("{name} exited with {status} before starting:\n{text}");
-            }
-            assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .current_dir(dir);
+        let (child, ()) = start_logged(command, name, &log, |text| {
+            text.contains("worker started").then_some(())
+        });
+        Self { child, log }
     }
 
     pub fn log_text(&self) -> String {

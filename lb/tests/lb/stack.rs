@@ -2,7 +2,7 @@
 //! serves orders, and SIGTERM stops every process.
 
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,36 +10,19 @@ use crate::harness::free_port;
 
 #[tokio::test]
 async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let bin = Path::new(env!("CARGO_BIN_EXE_lb")).parent().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (base, lb_port, admin) = (two_free_ports(), free_port(), free_port());
-    let replicas = [base, base + 1];
-    let stack = Command::new("bash")
-        .arg(root.join("infra/run"))
-        .current_dir(root)
-        .env("STACK_BIN_DIR", bin)
-        .env("STACK_DATA_DIR", data.path())
-        .env("API_REPLICAS", "2")
-        .env("WORKERS", "2")
-        .env("API_BASE_PORT", base.to_string())
-        .env("LB_LISTEN", format!("127.0.0.1:{lb_port}"))
-        .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        // Settings only one binary knows must reach that one alone.
-        .env(
-            "APP__STORE__URI",
-            format!("sqlite://{}", data.path().join("chosen.db").display()),
-        )
-        .env("APP__HEALTH__INTERVAL_MS", "300")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(data.path().join("stack.log")).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stack = Stack(Some(stack));
-    for port in [lb_port, admin, replicas[0], replicas[1]] {
-        stack.wait_for_port(port, &data.path().join("stack.log"));
-    }
+    let mut stack = Stack::start(
+        data.path(),
+        &[
+            // Settings only one binary knows must reach that one alone.
+            (
+                "APP__STORE__URI",
+                format!("sqlite://{}", data.path().join("chosen.db").display()),
+            ),
+            ("APP__HEALTH__INTERVAL_MS", "300".into()),
+        ],
+    );
+    let (lb_port, admin, replicas) = (stack.lb, stack.admin, stack.replicas);
     let client = reqwest::Client::new();
     // The first health checks may run before the replicas listen: wait until both are ready.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -83,14 +66,8 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     );
     upload_is_resized_by_the_workers(&client, lb_port).await;
 
-    assert!(stack.stop(), "the stack did not stop within 20 s");
-    for port in [lb_port, admin, replicas[0], replicas[1]] {
-        assert!(
-            TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "something still listens on {port}"
-        );
-    }
-    let log = std::fs::read_to_string(data.path().join("stack.log")).unwrap();
+    stack.stop_cleanly();
+    let log = std::fs::read_to_string(&stack.log).unwrap();
     for name in ["api-1", "api-2", "worker-1", "worker-2", "lb"] {
         assert!(
             log.contains(&format!("{name}.1 stopped")),
@@ -155,16 +132,61 @@ fn two_free_ports() -> u16 {
     }
 }
 
-/// The running stack; stopped with SIGTERM (as Ctrl-C would) when dropped.
-struct Stack(Option<Child>);
+/// `infra/run` with the test build on free ports (2 api replicas, 2 workers) in `data`;
+/// stopped with SIGTERM (as Ctrl-C would) when dropped.
+struct Stack {
+    child: Option<Child>,
+    log: PathBuf,
+    lb: u16,
+    admin: u16,
+    replicas: [u16; 2],
+}
 
 impl Stack {
+    /// Starts the stack with `env` added and waits (bounded) until all its ports listen.
+    fn start(data: &Path, env: &[(&str, String)]) -> Self {
+        let bin = Path::new(env!("CARGO_BIN_EXE_lb")).parent().unwrap();
+        let (base, lb, admin) = (two_free_ports(), free_port(), free_port());
+        let log = data.join("stack.log");
+        let child = Command::new("bash")
+            .arg(root().join("infra/run"))
+            .current_dir(root())
+            .env("STACK_BIN_DIR", bin)
+            .env("STACK_DATA_DIR", data)
+            .env("API_REPLICAS", "2")
+            .env("WORKERS", "2")
+            .env("API_BASE_PORT", base.to_string())
+            .env("LB_LISTEN", format!("127.0.0.1:{lb}"))
+            .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stack = Self {
+            child: Some(child),
+            log,
+            lb,
+            admin,
+            replicas: [base, base + 1],
+        };
+        for port in stack.ports() {
+            stack.wait_for_port(port);
+        }
+        stack
+    }
+
+    fn ports(&self) -> [u16; 4] {
+        [self.lb, self.admin, self.replicas[0], self.replicas[1]]
+    }
+
     /// Waits (bounded) for `port`; fails at once, with the stack's log, if the stack exits.
-    fn wait_for_port(&mut self, port: u16, log: &Path) {
+    fn wait_for_port(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = self.0.as_mut().map(|c| c.try_wait().unwrap().is_some());
-            let log = || std::fs::read_to_string(log).unwrap_or_default();
+            let exited = self.child.as_mut().map(|c| c.try_wait().unwrap().is_some());
+            let log = || std::fs::read_to_string(&self.log).unwrap_or_default();
             assert!(exited != Some(true), "the stack exited early:\n{}", log());
             assert!(
                 Instant::now() < deadline,
@@ -177,21 +199,46 @@ impl Stack {
 
     /// SIGTERM, then waits (bounded); `false` if it had to be killed.
     fn stop(&mut self) -> bool {
-        let Some(mut child) = self.0.take() else {
+        let Some(mut child) = self.child.take() else {
             return true;
         };
         let pid = child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if wait_bounded(&mut child, Duration::from_secs(20)).is_some() {
+            return true;
         }
-        true
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Stops the stack and checks that none of its ports still listens.
+    fn stop_cleanly(&mut self) {
+        assert!(self.stop(), "the stack did not stop within 20 s");
+        for port in self.ports() {
+            assert!(
+                TcpStream::connect(("127.0.0.1", port)).is_err(),
+                "something still listens on {port}"
+            );
+        }
+    }
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// Waits up to `limit` for `child` to exit.
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -206,7 +253,7 @@ impl Drop for Stack {
 /// that leaves no process behind.
 #[tokio::test]
 async fn a_short_locust_run_of_each_user_class_has_no_failures() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = root();
     let locust = root.join("target/venv/locust/bin/locust");
     if !locust.is_file() {
         assert!(
@@ -218,28 +265,8 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
     }
     let bin = Path::new(env!("CARGO_BIN_EXE_lb")).parent().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (base, lb_port, admin) = (two_free_ports(), free_port(), free_port());
-    let log = data.path().join("stack.log");
-    let stack = Command::new("bash")
-        .arg(root.join("infra/run"))
-        .current_dir(root)
-        .env("STACK_BIN_DIR", bin)
-        .env("STACK_DATA_DIR", data.path())
-        .env("API_REPLICAS", "2")
-        .env("WORKERS", "2")
-        .env("API_BASE_PORT", base.to_string())
-        .env("LB_LISTEN", format!("127.0.0.1:{lb_port}"))
-        .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .env("APP__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stack = Stack(Some(stack));
-    for port in [lb_port, admin, base, base + 1] {
-        stack.wait_for_port(port, &log);
-    }
+    let mut stack = Stack::start(data.path(), &[("APP__LOG__LEVEL", "warn".into())]);
+    let lb_port = stack.lb;
     let host = format!("http://127.0.0.1:{lb_port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -288,16 +315,9 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
             .stderr(std::fs::File::create(data.path().join(format!("{class}.log"))).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = run.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = run.kill();
-                panic!("Locust {class} did not finish in 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let Some(status) = wait_bounded(&mut run, Duration::from_secs(60)) else {
+            let _ = run.kill();
+            panic!("Locust {class} did not finish in 60 s");
         };
         let stats = std::fs::read_to_string(format!("{}_stats.csv", prefix.display())).unwrap();
         let failures = std::fs::read_to_string(format!("{}_failures.csv", prefix.display()))
@@ -319,13 +339,7 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
         );
     }
 
-    assert!(stack.stop(), "the stack did not stop within 20 s");
-    for port in [lb_port, admin, base, base + 1] {
-        assert!(
-            TcpStream::connect(("127.0.0.1", port)).is_err(),
-            "something still listens on {port}"
-        );
-    }
+    stack.stop_cleanly();
     let marker = format!("STACK_DATA_DIR={}", data.path().display());
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
