@@ -1,5 +1,6 @@
-//! The orders service: the domain (`orders`), where it is kept (`store`), how it is served
-//! (`http`), and how a process is configured and started (`config`, `telemetry`, `startup`).
+//! The orders service: the domains (`orders`, `images`), where they are kept (`store`, `blobs`,
+//! `queue`, on `sqlite_pool` for the embedded file), how they are served (`http`) and worked on
+//! (`worker`), and how a process is configured and started (`config`, `startup`).
 
 pub mod blobs;
 pub mod config;
@@ -7,7 +8,7 @@ pub mod http;
 pub mod images;
 pub mod orders;
 pub mod queue;
+pub mod sqlite_pool;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
 pub mod worker;

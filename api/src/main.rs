@@ -1,54 +1,46 @@
-//! `api`: serves the orders REST API.
+//! `api`: serves the orders REST API and the image uploads.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use api::config::Settings;
-use api::startup::{Application, shutdown_signal};
+use api::startup::Application;
 use clap::Parser;
+use service::ConfigError;
 
 /// Orders REST API. Settings: built-in defaults < the TOML file < APP__SECTION__KEY variables.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// TOML configuration file.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: service::ConfigFile,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref(), "APP") {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("api: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    api::telemetry::init(&settings.log);
-    let app = match Application::build(&settings).await {
-        Ok(app) => app,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "start-up failed");
-            return ExitCode::FAILURE;
-        }
-    };
+/// What the api uses: no worker settings, and a queue only if one is configured (without one,
+/// uploads answer 503).
+fn check(settings: &Settings) -> Result<(), ConfigError> {
+    settings.server.check()?;
+    settings.store.check()?;
+    settings.images.check()?;
+    settings.queue.check()?;
+    settings.queue_backend().map(drop)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(&settings).await?;
     tracing::info!(
         addr = %app.local_addr(),
         instance = %settings.server.instance,
         store = %settings.store.redacted_uri(),
+        queue = %settings.redacted_queue(),
         "listening on http://{}",
         app.local_addr()
     );
-    match app.run_until(shutdown_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    app.run_until(service::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    service::run_async("api", &args.config, check, serve)
 }

@@ -1,4 +1,5 @@
-//! Builds the application from settings and serves it until told to stop.
+//! Opens what the api and the worker use, builds the application and serves it until told to
+//! stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,10 +14,11 @@ use crate::http::{self, AppState, Metrics};
 use crate::queue::{self, JobQueue};
 use crate::store::{self, Stores};
 
-/// What the api and the worker both open: the store, the job queue and the blob folder.
+/// What the api and the worker both open: the store, the job queue (if one is configured) and
+/// the blob folder.
 pub struct Backends {
     pub stores: Stores,
-    pub queue: Arc<dyn JobQueue>,
+    pub queue: Option<Arc<dyn JobQueue>>,
     pub blobs: Arc<dyn BlobStore>,
 }
 
@@ -25,9 +27,14 @@ impl Backends {
         let stores = store::open(&settings.store)
             .await
             .with_context(|| format!("opening the store {}", settings.store.redacted_uri()))?;
-        let queue = queue::open(settings)
-            .await
-            .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?;
+        let queue = match settings.queue_backend()? {
+            Some(backend) => Some(
+                queue::open(backend, settings)
+                    .await
+                    .with_context(|| format!("opening the queue {}", settings.redacted_queue()))?,
+            ),
+            None => None,
+        };
         let blobs = Arc::new(DirBlobStore::open(&settings.images.blob_dir)?);
         Ok(Self {
             stores,
@@ -52,7 +59,7 @@ impl Application {
             blobs,
         } = Backends::open(settings).await?;
         let state = AppState {
-            store: stores.orders,
+            orders: stores.orders,
             images: stores.images,
             queue,
             blobs,
@@ -89,24 +96,4 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        tokio::signal::ctrl_c()
-            .await
-            .expect("installing the SIGINT handler");
-    };
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler")
-            .recv()
-            .await;
-    };
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
 }

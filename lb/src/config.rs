@@ -1,12 +1,14 @@
-//! Settings of the load balancer, loaded like the api's: built-in defaults, then a TOML file
-//! (`--config`), then `APP__SECTION__KEY` environment variables. A bad value stops start-up with
-//! one line naming the key.
+//! Settings of the load balancer, loaded by `service` like every binary's: built-in defaults,
+//! then a TOML file (`--config`), then `APP__SECTION__KEY` environment variables. A bad value
+//! stops start-up with one line naming the key.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use service::ConfigError;
+use service::logs::LogSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,20 +92,6 @@ pub struct LimitSettings {
     pub max_header_bytes: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    pub level: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -138,25 +126,21 @@ impl Default for Settings {
                 max_body_bytes: 20 * 1024 * 1024,
                 max_header_bytes: 16 * 1024,
             },
-            log: LogSettings {
-                format: LogFormat::Text,
-                level: "info".into(),
-            },
+            log: LogSettings::default(),
         }
     }
 }
 
-pub use settings::ConfigError;
+impl service::Settings for Settings {
+    const FAMILY: service::Family = service::Family::Lb;
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
 
 impl Settings {
-    pub fn load(file: Option<&Path>, prefix: &str) -> Result<Self, ConfigError> {
-        let settings: Settings =
-            settings::load(file, prefix, &["server.listen", "upstreams.addresses"])?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError::key(key, why));
         if self.server.listen.is_empty() {
             return fail("server.listen", "needs at least one address");
@@ -188,18 +172,18 @@ impl Settings {
         {
             return fail("server.instance", "letters, digits, - and _ only");
         }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return fail("log.level", "is not a valid tracing filter");
-        }
         Ok(())
     }
 }
 
 pub fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_catalogue_lists_every_key() {
+        service::settings::check_catalogue::<super::Settings>(service::Family::Lb).unwrap();
+    }
 }

@@ -7,7 +7,6 @@ mod proxy;
 mod slow_clients;
 mod upstreams;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -21,7 +20,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::config::{LogFormat, Settings, millis};
+use crate::config::{Settings, millis};
 use crate::metrics::Metrics;
 use crate::proxy::{Policy, Proxy};
 use crate::slow_clients::HeaderDeadline;
@@ -31,44 +30,18 @@ use crate::upstreams::Upstreams;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// TOML configuration file.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: service::ConfigFile,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref(), "APP") {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("lb: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    init_logs(&settings);
-    match run(&settings) {
-        Ok(never) => match never {},
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "start-up failed");
-            ExitCode::FAILURE
-        }
-    }
+    service::run("lb", &args.config, Settings::check, |settings| {
+        match run(&settings)? {}
+    })
 }
 
-/// pingora's own `log` lines reach `tracing` through the subscriber's log bridge.
-fn init_logs(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(false);
-    match settings.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
+/// Runs until a signal stops the server (pingora then exits the process itself).
 fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     let run_dir = &settings.server.run_dir;
     let instance = &settings.server.instance;

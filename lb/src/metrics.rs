@@ -12,8 +12,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use service::metrics::{CONTENT_TYPE, encode, latency_histogram, registry};
 
 use crate::upstreams::Upstreams;
 
@@ -38,13 +39,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(instance: &str) -> Self {
-        let mut registry = Registry::with_labels(
-            [(
-                std::borrow::Cow::Borrowed("instance"),
-                instance.to_owned().into(),
-            )]
-            .into_iter(),
-        );
+        let mut registry = registry(instance);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "lb_requests",
@@ -63,7 +58,7 @@ impl Metrics {
             "1 when the replica takes traffic (health check passed, no recent failure)",
             healthy.clone(),
         );
-        let durations = Histogram::new(exponential_buckets(0.000_1, 2.5, 14));
+        let durations = latency_histogram();
         registry.register(
             "lb_request_duration_seconds",
             "Time from request to the end of the response",
@@ -102,10 +97,7 @@ impl Metrics {
                 })
                 .set(i64::from(ready));
         }
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text
+        encode(&self.registry)
     }
 }
 
@@ -144,10 +136,7 @@ pub fn serve_admin(
 
 async fn show_metrics(State((metrics, upstreams)): State<AdminState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
         metrics.encode(&upstreams),
     )
 }

@@ -1,11 +1,11 @@
 //! `seed`: loads the sample orders into the configured store, or resets it to them.
 //!
-//! It reads the same settings as the api (defaults < `--config` file < `APP__…` variables), so it
-//! fills whichever store the api would use.
+//! It reads the same settings file as the api (defaults < `--config` file < `APP__…` variables),
+//! so it fills whichever store the api would use; it checks only the store's settings.
 
 mod data;
 
-use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -20,9 +20,9 @@ use indicatif::{ProgressBar, ProgressStyle};
     about = "Loads the sample order data set into the configured store"
 )]
 struct Args {
-    /// The api's TOML configuration file (the store is read from it).
-    #[arg(long, value_name = "PATH", global = true)]
-    config: Option<PathBuf>,
+    /// The api's settings file (the store is read from it).
+    #[command(flatten)]
+    config: service::ConfigFile,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,15 +50,22 @@ struct LoadArgs {
     quiet: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = Settings::load(args.config.as_deref(), "APP")?;
+    service::run_async(
+        "seed",
+        &args.config,
+        |settings: &Settings| settings.store.check(),
+        |settings| run(args.command, settings),
+    )
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     let store = store::open(&settings.store)
         .await
         .with_context(|| format!("opening {}", settings.store.redacted_uri()))?
         .orders;
-    match args.command {
+    match command {
         Command::Clear => store.clear().await?,
         Command::Reset(load_args) => {
             store.clear().await?;

@@ -1,52 +1,37 @@
 //! `worker`: makes the thumbnails of uploaded images. Run as many as you like; they share the
 //! queue, the store and the blob folder named in the settings.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use api::config::Settings;
-use api::startup::{Backends, shutdown_signal};
+use api::startup::Backends;
 use api::worker::Worker;
 use clap::Parser;
+use service::ConfigError;
 
 /// Image worker. Settings: built-in defaults < the TOML file < APP__SECTION__KEY variables
 /// (the same file as the api's).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// TOML configuration file.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: service::ConfigFile,
 }
 
-async fn build(settings: &Settings) -> anyhow::Result<Worker> {
-    let backends = Backends::open(settings).await?;
-    Ok(Worker::new(
-        settings,
-        backends.stores.images,
-        backends.blobs,
-        backends.queue,
-    ))
+/// What the worker uses: it cannot work without a queue.
+fn check(settings: &Settings) -> Result<(), ConfigError> {
+    settings.store.check()?;
+    settings.images.check()?;
+    settings.queue.check()?;
+    settings.required_queue()?;
+    settings.worker.check()
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref(), "APP") {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("worker: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    api::telemetry::init(&settings.log);
-    let worker = match build(&settings).await {
-        Ok(worker) => worker,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "start-up failed");
-            return ExitCode::FAILURE;
-        }
-    };
+async fn work(settings: Settings) -> anyhow::Result<()> {
+    let backends = Backends::open(&settings).await?;
+    let queue = backends.queue.context("no job queue is configured")?;
+    let worker = Worker::new(&settings, backends.stores.images, backends.blobs, queue);
     tracing::info!(
         instance = %settings.server.instance,
         consumer = %worker.consumer,
@@ -56,7 +41,12 @@ async fn main() -> ExitCode {
         blobs = %settings.images.blob_dir.display(),
         "worker started"
     );
-    worker.run(shutdown_signal()).await;
+    worker.run(service::shutdown_signal()).await;
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    service::run_async("worker", &args.config, check, work)
 }

@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 503: the job queue cannot take the upload now; safe to retry later.
     #[error("the job queue is unavailable, try again later")]
     QueueUnavailable(String),
+    /// 503: this replica runs without a job queue (`queue.url` unset beside a non-SQLite store).
+    #[error("no job queue is configured: uploads are off on this service")]
+    NoQueue,
     /// 500: a bug or an unexpected failure; the cause goes to the log, never to the client.
     #[error("internal server error")]
     Internal(#[source] anyhow::Error),
@@ -80,7 +83,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::QueueUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::QueueUnavailable(_) | Self::NoQueue => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +133,7 @@ impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
         match error {
             QueueError::Unavailable(cause) => Self::QueueUnavailable(cause),
+            QueueError::LeaseLost => Self::Internal(anyhow::anyhow!("a job lease was lost")),
             QueueError::Internal(cause) => Self::Internal(cause),
         }
     }

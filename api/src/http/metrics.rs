@@ -1,5 +1,5 @@
 //! Prometheus metrics of one api process: requests by method, route template and status, and
-//! their durations. Each app owns its registry, so several apps in one process stay apart.
+//! their durations, on a registry labelled with the instance (`service::metrics`).
 
 use std::time::Instant;
 
@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use service::metrics::{CONTENT_TYPE, encode, latency_histogram, registry};
 
 use super::AppState;
-use super::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
@@ -37,13 +37,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(instance: &str) -> Self {
-        let mut registry = Registry::with_labels(
-            [(
-                std::borrow::Cow::Borrowed("instance"),
-                instance.to_owned().into(),
-            )]
-            .into_iter(),
-        );
+        let mut registry = registry(instance);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "http_requests",
@@ -51,7 +45,7 @@ impl Metrics {
             requests.clone(),
         );
         let durations = Family::<RouteLabels, Histogram>::new_with_constructor(
-            (|| Histogram::new(exponential_buckets(0.000_1, 2.5, 14))) as fn() -> Histogram,
+            latency_histogram as fn() -> Histogram,
         );
         registry.register(
             "http_request_duration_seconds",
@@ -81,12 +75,6 @@ impl Metrics {
             })
             .inc();
     }
-
-    fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
 }
 
 /// Counts and times every request. Unmatched paths share one `route` value so that scanners
@@ -110,17 +98,10 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// `GET /metrics`: the OpenMetrics text Prometheus scrapes.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
-pub async fn show(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let text = state
-        .metrics
-        .encode()
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encoding metrics: {e}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
+pub async fn show(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        encode(&state.metrics.registry),
     )
-        .into_response())
+        .into_response()
 }

@@ -38,9 +38,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What every handler may use.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn OrderStore>,
+    pub orders: Arc<dyn OrderStore>,
     pub images: Arc<dyn ImageStore>,
-    pub queue: Arc<dyn JobQueue>,
+    /// `None` when no queue is configured: uploads answer 503.
+    pub queue: Option<Arc<dyn JobQueue>>,
     pub blobs: Arc<dyn BlobStore>,
     /// Upload limits.
     pub uploads: ImageSettings,
@@ -61,7 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(operations::healthz))
         .route("/readyz", get(operations::readyz))
         .route("/metrics", get(metrics::show))
-        .route("/openapi.json", get(operations::openapi))
+        .route("/openapi.json", get(openapi::show))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

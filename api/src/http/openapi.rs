@@ -1,5 +1,6 @@
-//! The OpenAPI document, assembled from the handlers' annotations.
+//! The OpenAPI document, assembled from the handlers' annotations, and the handler that serves it.
 
+use axum::Json;
 use utoipa::OpenApi;
 
 use super::{error, images, metrics, operations, orders};
@@ -22,7 +23,7 @@ use super::{error, images, metrics, operations, orders};
         images::thumbnail,
         operations::healthz,
         operations::readyz,
-        operations::openapi,
+        show,
         metrics::show,
     ),
     components(schemas(error::ErrorBody)),
@@ -33,3 +34,10 @@ use super::{error, images, metrics, operations, orders};
     )
 )]
 pub struct ApiDoc;
+
+/// The OpenAPI 3 document of this API, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn show() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,14 +1,12 @@
-//! What operators and load balancers ask a replica: is it alive, can it serve, what is its API.
+//! What operators and load balancers ask a replica: is it alive, can it serve.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
-use super::openapi::ApiDoc;
 
 #[derive(Serialize, ToSchema)]
 pub struct Status {
@@ -36,7 +34,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Status> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state
-        .store
+        .orders
         .ping()
         .await
         .map_err(|e| match ApiError::from(e) {
@@ -47,11 +45,4 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
         status: "ready",
         instance: state.instance.to_string(),
     }))
-}
-
-/// The OpenAPI 3 document of this API, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn openapi() -> (StatusCode, Json<utoipa::openapi::OpenApi>) {
-    (StatusCode::OK, Json(ApiDoc::openapi()))
 }

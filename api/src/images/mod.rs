@@ -6,22 +6,14 @@ mod id;
 mod thumbnail;
 mod upload;
 
-/// The integration tests' picture makers, shared with the unit tests here.
-#[cfg(test)]
-#[path = "../../tests/support/pictures.rs"]
-mod test_pictures;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 pub use id::ImageId;
 pub use thumbnail::{Fit, OutputFormat, RenderError, Thumbnail, ThumbnailSpec, render};
 pub use upload::{UploadError, UploadLimits, inspect};
 
 /// The formats an upload may have, sniffed from its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
     Jpeg,
     Png,
@@ -56,8 +48,7 @@ impl ImageFormat {
 }
 
 /// Where an image is on its way to a thumbnail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageStatus {
     /// Waiting for a worker (first time, or again after a failed attempt).
     Queued,
@@ -91,7 +82,7 @@ impl ImageStatus {
 }
 
 /// One stored picture (an original or a thumbnail).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Picture {
     pub format: ImageFormat,
     pub width: u32,

@@ -75,7 +75,7 @@ pub(super) fn to_image(format: ImageFormat) -> image::ImageFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::test_pictures::png_declaring;
+    use harness::pictures::png_declaring;
 
     const LIMITS: UploadLimits = UploadLimits {
         max_pixels: 50_000_000,

@@ -24,6 +24,11 @@ pub struct Delivery {
     pub image: ImageId,
     /// The backend's handle for this delivery (a stream entry id, or the lease token).
     receipt: String,
+    /// Who claimed it.
+    consumer: String,
+    /// Redis: how many times the entry had been delivered with this one (a takeover is a new
+    /// delivery, so an earlier holder's handle no longer matches).
+    deliveries: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,10 @@ pub enum QueueError {
     /// The queue cannot be reached now; the caller may retry later.
     #[error("the job queue is unavailable: {0}")]
     Unavailable(String),
+    /// The delivery is no longer this holder's: its lease expired and another worker took the
+    /// job over, or it was already settled.
+    #[error("the job's lease was lost to another worker")]
+    LeaseLost,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -44,25 +53,28 @@ pub trait JobQueue: Send + Sync + 'static {
     /// waiting up to about a second when there is none.
     async fn claim(&self, consumer: &str) -> Result<Option<Delivery>, QueueError>;
 
-    /// Renews the lease: the job stays this consumer's for another lease period.
-    async fn renew(&self, delivery: &Delivery, consumer: &str) -> Result<(), QueueError>;
+    /// Renews the lease: the job stays this delivery's for another lease period.
+    /// `LeaseLost` when another worker has taken it over.
+    async fn renew(&self, delivery: &Delivery) -> Result<(), QueueError>;
 
     /// The job is finished (its result is stored); it will not be delivered again.
+    /// `LeaseLost` (and nothing changes) when another worker has taken it over.
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError>;
 
     /// Hands the job back, to be delivered again after `delay` (zero: at once).
+    /// `LeaseLost` (and nothing changes) when another worker has taken it over.
     async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
 
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), QueueError>;
 }
 
-/// Opens the queue the settings name.
-pub async fn open(settings: &Settings) -> Result<Arc<dyn JobQueue>, QueueError> {
+/// Opens the queue `backend` names.
+pub async fn open(
+    backend: QueueBackend,
+    settings: &Settings,
+) -> Result<Arc<dyn JobQueue>, QueueError> {
     let lease = Duration::from_millis(settings.queue.lease_ms);
-    let backend = settings
-        .queue_backend()
-        .map_err(|why| anyhow::anyhow!("queue.url: {why}"))?;
     match backend {
         QueueBackend::Sqlite(path) => Ok(Arc::new(
             SqliteQueue::open(&path, lease, settings.store.busy_timeout_ms).await?,

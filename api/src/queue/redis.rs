@@ -2,7 +2,9 @@
 //! group's pending list until XACK; its idle time is the lease (renewed with XCLAIM), and
 //! XAUTOCLAIM hands entries idle longer than the lease to a live worker. Delayed retries wait in
 //! a sorted set and are moved into the stream by a Lua script once due. Every change of state
-//! is one MULTI or one script, so a crash never leaves a job in two places or in none.
+//! is one script, so a crash never leaves a job in two places or in none; renewing, acknowledging
+//! and handing back first check that the entry is still this delivery's (same consumer, same
+//! delivery count), so a worker whose job was taken over cannot settle it.
 //!
 //! For no job to be lost when Redis itself restarts, run it with `appendonly yes`.
 
@@ -33,6 +35,31 @@ end
 return #due
 ";
 
+/// Renews (`renew`), acknowledges (`ack`) or hands back (`retry`) one delivery, only while the
+/// group's pending entry is still held by that consumer for that delivery; 0 otherwise.
+/// KEYS: stream, delayed set. ARGV: group, entry id, consumer, deliveries, action, field, image,
+/// due time in ms (0: at once).
+const SETTLE: &str = r"
+local held = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)[1]
+if not held or held[2] ~= ARGV[3] or tostring(held[4]) ~= ARGV[4] then
+  return 0
+end
+if ARGV[5] == 'renew' then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+  return 1
+end
+if ARGV[5] == 'retry' then
+  if ARGV[8] == '0' then
+    redis.call('XADD', KEYS[1], '*', ARGV[6], ARGV[7])
+  else
+    redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
 pub struct RedisQueue {
     /// Short commands, shared by every caller of this process.
     commands: ConnectionManager,
@@ -42,6 +69,7 @@ pub struct RedisQueue {
     delayed: String,
     lease: Duration,
     promote: Script,
+    settle: Script,
     /// Set once the consumer group is known to exist (reset when Redis says it does not).
     grouped: AtomicBool,
 }
@@ -74,6 +102,7 @@ impl RedisQueue {
             delayed: format!("{name}:delayed"),
             lease,
             promote: Script::new(PROMOTE),
+            settle: Script::new(SETTLE),
             grouped: AtomicBool::new(false),
         })
     }
@@ -113,7 +142,7 @@ impl RedisQueue {
         QueueError::Internal(anyhow::anyhow!("Redis: {error}"))
     }
 
-    fn delivery(entry: &StreamId) -> Result<Delivery, QueueError> {
+    fn delivery(entry: &StreamId, consumer: &str, deliveries: u64) -> Result<Delivery, QueueError> {
         let image: String = entry
             .get(FIELD)
             .ok_or_else(|| anyhow::anyhow!("stream entry {} has no {FIELD} field", entry.id))?;
@@ -122,7 +151,53 @@ impl RedisQueue {
         Ok(Delivery {
             image,
             receipt: entry.id.clone(),
+            consumer: consumer.to_owned(),
+            deliveries,
         })
+    }
+
+    /// How many times the group has delivered `id` (it counts takeovers too).
+    async fn deliveries(&self, id: &str) -> Result<u64, QueueError> {
+        let mut connection = self.commands.clone();
+        let pending: redis::streams::StreamPendingCountReply = connection
+            .xpending_count(&self.stream, GROUP, id, id, 1)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        pending
+            .ids
+            .first()
+            .map(|entry| entry.times_delivered as u64)
+            .ok_or(QueueError::LeaseLost)
+    }
+
+    /// Runs SETTLE for `delivery`; `LeaseLost` when it is no longer this delivery's.
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        action: &str,
+        due_ms: i64,
+    ) -> Result<(), QueueError> {
+        let mut connection = self.commands.clone();
+        let settled: i64 = self
+            .settle
+            .key(&self.stream)
+            .key(&self.delayed)
+            .arg(GROUP)
+            .arg(&delivery.receipt)
+            .arg(&delivery.consumer)
+            .arg(delivery.deliveries)
+            .arg(action)
+            .arg(FIELD)
+            .arg(delivery.image.to_string())
+            .arg(due_ms)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        if settled == 1 {
+            Ok(())
+        } else {
+            Err(QueueError::LeaseLost)
+        }
     }
 }
 
@@ -164,7 +239,8 @@ impl JobQueue for RedisQueue {
             .map_err(|e| self.map_error(e))?;
         if let Some(entry) = abandoned.claimed.first() {
             tracing::info!(entry = %entry.id, "taking over a job whose lease expired");
-            return Self::delivery(entry).map(Some);
+            let deliveries = self.deliveries(&entry.id).await?;
+            return Self::delivery(entry, consumer, deliveries).map(Some);
         }
         let mut blocking = self.blocking.clone();
         let options = StreamReadOptions::default()
@@ -180,59 +256,27 @@ impl JobQueue for RedisQueue {
             .and_then(|reply| reply.keys.first())
             .and_then(|key| key.ids.first())
         {
-            Some(entry) => Self::delivery(entry).map(Some),
+            Some(entry) => Self::delivery(entry, consumer, 1).map(Some),
             None => Ok(None),
         }
     }
 
-    async fn renew(&self, delivery: &Delivery, consumer: &str) -> Result<(), QueueError> {
-        let mut connection = self.commands.clone();
+    async fn renew(&self, delivery: &Delivery) -> Result<(), QueueError> {
         // XCLAIM resets the entry's idle time, which is what XAUTOCLAIM measures the lease by.
-        let _: redis::Value = redis::cmd("XCLAIM")
-            .arg(&self.stream)
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(0)
-            .arg(&delivery.receipt)
-            .arg("JUSTID")
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| self.map_error(e))?;
-        Ok(())
+        self.settle(delivery, "renew", 0).await
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let mut connection = self.commands.clone();
-        let _: (i64, i64) = redis::pipe()
-            .atomic()
-            .xack(&self.stream, GROUP, &[&delivery.receipt])
-            .xdel(&self.stream, &[&delivery.receipt])
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| self.map_error(e))?;
-        Ok(())
+        self.settle(delivery, "ack", 0).await
     }
 
     async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        let mut connection = self.commands.clone();
-        let image = delivery.image.to_string();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if delay.is_zero() {
-            pipe.xadd(&self.stream, "*", &[(FIELD, &image)]).ignore();
+        let due = if delay.is_zero() {
+            0
         } else {
-            let due = Utc::now().timestamp_millis() + delay.as_millis() as i64;
-            pipe.zadd(&self.delayed, &image, due).ignore();
-        }
-        pipe.xack(&self.stream, GROUP, &[&delivery.receipt])
-            .ignore()
-            .xdel(&self.stream, &[&delivery.receipt])
-            .ignore();
-        let () = pipe
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| self.map_error(e))?;
-        Ok(())
+            Utc::now().timestamp_millis() + delay.as_millis() as i64
+        };
+        self.settle(delivery, "retry", due).await
     }
 
     async fn ping(&self) -> Result<(), QueueError> {

@@ -6,14 +6,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_sqlite::Pool;
 use async_trait::async_trait;
 use chrono::Utc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Delivery, JobQueue, QueueError};
 use crate::images::ImageId;
-use crate::store::{is_busy, open_pool};
+use crate::sqlite_pool::{SqliteError, SqlitePool};
 
 /// How long `claim` waits between looks at an empty queue.
 const POLL: Duration = Duration::from_millis(100);
@@ -21,7 +20,7 @@ const POLL: Duration = Duration::from_millis(100);
 const CLAIM_WAIT: Duration = Duration::from_secs(1);
 
 pub struct SqliteQueue {
-    pool: Pool,
+    pool: SqlitePool,
     lease: Duration,
 }
 
@@ -31,7 +30,7 @@ impl SqliteQueue {
         lease: Duration,
         busy_timeout_ms: u64,
     ) -> Result<Self, QueueError> {
-        let pool = open_pool(
+        let pool = SqlitePool::open(
             path,
             2,
             Duration::from_millis(busy_timeout_ms),
@@ -47,11 +46,10 @@ impl SqliteQueue {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.pool.conn_mut(work).await.map_err(|error| match error {
-            async_sqlite::Error::Rusqlite(error) if is_busy(&error) => {
-                QueueError::Unavailable("the SQLite file stayed locked".into())
-            }
-            other => QueueError::Internal(anyhow::Error::new(other)),
+        self.pool.run(work).await.map_err(|error| match error {
+            SqliteError::Busy => QueueError::Unavailable(error.to_string()),
+            SqliteError::Constraint(cause) => QueueError::Internal(cause.into()),
+            SqliteError::Other(cause) => QueueError::Internal(cause),
         })
     }
 
@@ -72,6 +70,15 @@ fn create_table(conn: &mut Connection) -> rusqlite::Result<()> {
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);",
     )
+}
+
+/// A statement on a delivery's row changed it only if the lease token is still the row's.
+fn held(rows: usize) -> Result<(), QueueError> {
+    if rows == 0 {
+        Err(QueueError::LeaseLost)
+    } else {
+        Ok(())
+    }
 }
 
 fn now_ms() -> i64 {
@@ -122,6 +129,8 @@ impl JobQueue for SqliteQueue {
                 return Ok(Some(Delivery {
                     image,
                     receipt: token,
+                    consumer: consumer.to_owned(),
+                    deliveries: 0,
                 }));
             }
             if started.elapsed() >= CLAIM_WAIT {
@@ -131,39 +140,44 @@ impl JobQueue for SqliteQueue {
         }
     }
 
-    async fn renew(&self, delivery: &Delivery, _consumer: &str) -> Result<(), QueueError> {
+    async fn renew(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
         let lease_ms = self.lease_ms();
-        self.run(move |conn| {
-            conn.prepare_cached("UPDATE image_jobs SET lease_ms = ?2 + ?3 WHERE lease_token = ?1")?
+        let renewed = self
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE image_jobs SET lease_ms = ?2 + ?3 WHERE lease_token = ?1",
+                )?
                 .execute(params![token, now_ms(), lease_ms])
-                .map(drop)
-        })
-        .await
+            })
+            .await?;
+        held(renewed)
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
-        self.run(move |conn| {
-            conn.prepare_cached("DELETE FROM image_jobs WHERE lease_token = ?1")?
-                .execute([token])
-                .map(drop)
-        })
-        .await
+        let deleted = self
+            .run(move |conn| {
+                conn.prepare_cached("DELETE FROM image_jobs WHERE lease_token = ?1")?
+                    .execute([token])
+            })
+            .await?;
+        held(deleted)
     }
 
     async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
         let delay_ms = delay.as_millis() as i64;
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "UPDATE image_jobs SET due_ms = ?2, lease_token = NULL, lease_ms = 0
-                 WHERE lease_token = ?1",
-            )?
-            .execute(params![token, now_ms() + delay_ms])
-            .map(drop)
-        })
-        .await
+        let returned = self
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE image_jobs SET due_ms = ?2, lease_token = NULL, lease_ms = 0
+                     WHERE lease_token = ?1",
+                )?
+                .execute(params![token, now_ms() + delay_ms])
+            })
+            .await?;
+        held(returned)
     }
 
     async fn ping(&self) -> Result<(), QueueError> {

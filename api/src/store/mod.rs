@@ -3,9 +3,7 @@
 //! chosen by the store URI in configuration.
 
 mod mongo;
-mod mongo_images;
 mod sqlite;
-mod sqlite_images;
 
 use std::sync::Arc;
 
@@ -18,7 +16,6 @@ use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
 pub use mongo::MongoStore;
 pub use sqlite::SqliteStore;
-pub(crate) use sqlite::{is_busy, open_pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

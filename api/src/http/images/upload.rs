@@ -51,12 +51,13 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not multipart, or not a JPEG, PNG or WebP", body = ErrorBody),
         (status = 422, description = "No file, an empty file, an unreadable header, or too many pixels", body = ErrorBody),
-        (status = 503, description = "The store or the queue is unavailable", body = ErrorBody),
+        (status = 503, description = "The store or the queue is unavailable, or no queue is configured", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let queue = state.queue.clone().ok_or(ApiError::NoQueue)?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType("Content-Type must be multipart/form-data".into())
     })?;
@@ -106,7 +107,7 @@ pub async fn upload(
         let _ = state.blobs.delete(BlobKey::Original(id)).await;
         return Err(error.into());
     }
-    if let Err(error) = state.queue.enqueue(id).await {
+    if let Err(error) = queue.enqueue(id).await {
         // The record says why there will be no thumbnail; the file is not kept for nothing.
         let _ = state
             .images

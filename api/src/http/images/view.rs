@@ -1,4 +1,4 @@
-//! The JSON shape of an image.
+//! The JSON shape of an image: the domain's values as clients see them, and their schema.
 
 use chrono::SecondsFormat;
 use serde::Serialize;
@@ -6,9 +6,53 @@ use utoipa::ToSchema;
 
 use crate::images::{Image, ImageFormat, ImageStatus, Picture};
 
+/// An image format, as `format` fields show it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatView {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+impl From<ImageFormat> for FormatView {
+    fn from(format: ImageFormat) -> Self {
+        match format {
+            ImageFormat::Jpeg => Self::Jpeg,
+            ImageFormat::Png => Self::Png,
+            ImageFormat::Webp => Self::Webp,
+        }
+    }
+}
+
+/// Where an image is on its way to a thumbnail.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusView {
+    /// Waiting for a worker (first time, or again after a failed attempt).
+    Queued,
+    /// A worker holds the job.
+    Processing,
+    /// The thumbnail is stored.
+    Done,
+    /// Every attempt failed; `error` says why.
+    Failed,
+}
+
+impl From<ImageStatus> for StatusView {
+    fn from(status: ImageStatus) -> Self {
+        match status {
+            ImageStatus::Queued => Self::Queued,
+            ImageStatus::Processing => Self::Processing,
+            ImageStatus::Done => Self::Done,
+            ImageStatus::Failed => Self::Failed,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PictureView {
-    pub format: ImageFormat,
+    pub format: FormatView,
     #[schema(example = "image/jpeg")]
     pub content_type: &'static str,
     pub width: u32,
@@ -20,7 +64,7 @@ pub struct PictureView {
 impl From<Picture> for PictureView {
     fn from(picture: Picture) -> Self {
         Self {
-            format: picture.format,
+            format: picture.format.into(),
             content_type: picture.format.content_type(),
             width: picture.width,
             height: picture.height,
@@ -45,7 +89,7 @@ pub struct ImageView {
     pub id: String,
     /// The same id: one job per image.
     pub job_id: String,
-    pub status: ImageStatus,
+    pub status: StatusView,
     pub original: PictureView,
     pub thumbnail: Option<PictureView>,
     /// Times a worker has started on it.
@@ -65,7 +109,7 @@ impl From<&Image> for ImageView {
         Self {
             id: image.id.to_string(),
             job_id: image.id.to_string(),
-            status: image.status,
+            status: image.status.into(),
             original: image.original.into(),
             thumbnail: image.thumbnail.map(Into::into),
             attempts: image.attempts,

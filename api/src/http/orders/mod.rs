@@ -110,7 +110,7 @@ pub async fn list(
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<OrderList>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = state.store.list(&params.parse()?).await?;
+    let page = state.orders.list(&params.parse()?).await?;
     Ok(Json(OrderList {
         orders: page.orders.iter().map(OrderView::from).collect(),
         next: page.next.map(|c| c.encode()),
@@ -129,7 +129,7 @@ pub async fn show(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<OrderEnvelope>, ApiError> {
-    let order = state.store.get(order_id(id)?).await?;
+    let order = state.orders.get(order_id(id)?).await?;
     let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(OrderEnvelope {
         order: OrderView::from(&order),
@@ -150,7 +150,7 @@ pub async fn create(
     JsonObject(object): JsonObject,
 ) -> Result<impl IntoResponse, ApiError> {
     let order = Order::place(body::new_order(object)?, Utc::now());
-    state.store.insert(&order).await?;
+    state.orders.insert(&order).await?;
     let location = format!("/orders/{}", order.id);
     Ok((
         StatusCode::CREATED,
@@ -180,7 +180,7 @@ pub async fn update(
 ) -> Result<Json<OrderMessage>, ApiError> {
     let id = order_id(id)?;
     let changes = body::changes(object)?;
-    let order = state.store.update(id, &changes, Utc::now()).await?;
+    let order = state.orders.update(id, &changes, Utc::now()).await?;
     let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(OrderMessage {
         message: "Order updated successfully".into(),
@@ -200,7 +200,7 @@ pub async fn remove(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Message>, ApiError> {
-    if state.store.delete(order_id(id)?).await? {
+    if state.orders.delete(order_id(id)?).await? {
         Ok(Json(Message {
             message: "Order deleted successfully".into(),
         }))

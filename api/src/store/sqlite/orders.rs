@@ -1,184 +1,18 @@
-//! The embedded backend: one SQLite file in WAL mode, shared safely by several processes on one
-//! host. rusqlite is blocking, so each pooled connection lives on its own thread (async-sqlite)
-//! and async callers hand it work through a queue: the async workers never wait on SQLite, and
-//! under load a connection thread drains its queue without a context switch per query.
+//! Orders in the SQLite file: the `orders` table.
 
-use std::path::Path;
-use std::time::Duration;
-
-use anyhow::Context;
-use async_sqlite::{Pool, PoolBuilder};
 use async_trait::async_trait;
-use backon::{BlockingRetryable, ExponentialBuilder};
-use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{OrderStore, StoreError};
-use crate::config::StoreSettings;
+use super::{SqliteStore, invalid, time, timestamp};
 use crate::orders::{
     CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
     Quantity,
 };
-
-/// Schema steps, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[
-    r#"
-    CREATE TABLE orders (
-        id               TEXT PRIMARY KEY NOT NULL,
-        product          TEXT NOT NULL,
-        quantity         INTEGER NOT NULL,
-        customer_name    TEXT NOT NULL,
-        customer_address TEXT NOT NULL,
-        created_at       TEXT NOT NULL,
-        updated_at       TEXT NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX orders_by_customer_name ON orders (customer_name, id);
-    CREATE INDEX orders_by_product ON orders (product, id);
-"#,
-    r#"
-    CREATE TABLE images (
-        id               TEXT PRIMARY KEY NOT NULL,
-        status           TEXT NOT NULL,
-        original_format  TEXT NOT NULL,
-        original_width   INTEGER NOT NULL,
-        original_height  INTEGER NOT NULL,
-        original_bytes   INTEGER NOT NULL,
-        thumbnail_format TEXT,
-        thumbnail_width  INTEGER,
-        thumbnail_height INTEGER,
-        thumbnail_bytes  INTEGER,
-        attempts         INTEGER NOT NULL,
-        error            TEXT,
-        created_at       TEXT NOT NULL,
-        updated_at       TEXT NOT NULL
-    ) WITHOUT ROWID;
-"#,
-];
+use crate::store::{OrderStore, StoreError};
 
 const COLUMNS: &str =
     "id, product, quantity, customer_name, customer_address, created_at, updated_at";
-
-pub struct SqliteStore {
-    pool: Pool,
-}
-
-impl SqliteStore {
-    pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
-        let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
-        let pool = open_pool(path, settings.pool_size as usize, busy_timeout, migrate)
-            .await
-            .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
-        Ok(Self { pool })
-    }
-
-    /// Runs blocking SQLite work on one of the pool's connection threads.
-    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.pool.conn_mut(work).await.map_err(|error| match error {
-            async_sqlite::Error::Rusqlite(error) => map_error(error),
-            other => StoreError::Internal(other.into()),
-        })
-    }
-}
-
-/// Opens `connections` connections to the file (created if missing) and runs `setup` once on
-/// one of them, retried while another process holds the file (see below).
-pub(crate) async fn open_pool(
-    path: &Path,
-    connections: usize,
-    busy_timeout: Duration,
-    setup: fn(&mut Connection) -> rusqlite::Result<()>,
-) -> anyhow::Result<Pool> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating the folder {}", parent.display()))?;
-    }
-    let pool = PoolBuilder::new()
-        .path(path)
-        .num_conns(connections)
-        .open()
-        .await?;
-    for outcome in pool
-        .conn_for_each(move |conn| {
-            conn.busy_timeout(busy_timeout)?;
-            // WAL with NORMAL sync survives a crash of any process; only an OS crash or
-            // power loss can drop the last transactions.
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.set_prepared_statement_cache_capacity(32);
-            Ok(())
-        })
-        .await
-    {
-        outcome?;
-    }
-    pool.conn_mut(move |conn| {
-        // Processes starting together on a new file can deadlock while switching it to WAL;
-        // SQLite then answers BUSY at once instead of waiting, so the whole step is retried.
-        (|| {
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            setup(conn)
-        })
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(10))
-                .with_max_delay(Duration::from_millis(500))
-                .with_total_delay(Some(busy_timeout.max(Duration::from_secs(5))))
-                .without_max_times()
-                .with_jitter(),
-        )
-        .when(is_busy)
-        .call()
-    })
-    .await?;
-    Ok(pool)
-}
-
-/// Applies the missing schema steps. `BEGIN IMMEDIATE` takes the write lock before reading the
-/// version, so replicas starting together on one file apply each step exactly once.
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    for step in MIGRATIONS.iter().skip(applied.try_into().unwrap_or(0)) {
-        tx.execute_batch(step)?;
-    }
-    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
-    tx.commit()
-}
-
-pub(crate) fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-fn map_error(error: rusqlite::Error) -> StoreError {
-    match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Unavailable("the SQLite file stayed locked past the busy timeout".into())
-        }
-        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(error.to_string()),
-        _ => StoreError::Internal(error.into()),
-    }
-}
-
-pub(super) fn timestamp(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-pub(super) fn invalid(index: usize, message: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
-}
-
-pub(super) fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let text: String = row.get(index)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| invalid(index, e.to_string()))
-}
 
 fn read_order(row: &Row<'_>) -> rusqlite::Result<Order> {
     let id: String = row.get(0)?;
@@ -348,7 +182,8 @@ impl OrderStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{list_sql, migrate};
+    use super::super::migrate;
+    use super::list_sql;
     use crate::orders::{Cursor, CustomerName, ListRequest, OrderId, Product};
 
     /// Every combination of filters the API offers must be answered from an index, in id order,

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::sqlite::{SqliteStore, invalid, time, timestamp};
-use super::{ImageStore, StoreError};
+use super::{SqliteStore, invalid, time, timestamp};
+use crate::store::{ImageStore, StoreError};
 use crate::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
 
 const COLUMNS: &str = "id, status, original_format, original_width, original_height, \

@@ -1,50 +1,36 @@
-//! The worker: claims image jobs, makes thumbnails and records the outcome. Up to
-//! `worker.concurrency` jobs run at once, each resize on a blocking thread. A job is
-//! acknowledged only after its thumbnail and record are stored; while it runs its lease is
-//! renewed, so only a dead worker's jobs are taken over. Failures are retried with exponential
-//! backoff until `queue.max_attempts`, then the image is marked `failed` with the reason.
+//! The worker's loop: claims image jobs, runs up to `worker.concurrency` at once (one attempt
+//! each, see `job`), renews their leases while they run, and settles each with the queue. A job
+//! is acknowledged only after its thumbnail and record are stored, so only a dead worker's jobs
+//! are taken over. Failures are retried with exponential backoff until `queue.max_attempts`.
+
+mod job;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use chrono::Utc;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::blobs::{BlobKey, BlobStore};
+use self::job::{Outcome, Thumbnailer};
+use crate::blobs::BlobStore;
 use crate::config::Settings;
-use crate::images::{ImageStatus, ThumbnailSpec, render};
-use crate::queue::{Delivery, JobQueue};
+use crate::queue::{Delivery, JobQueue, QueueError};
 use crate::store::ImageStore;
 
 /// What every job of this worker shares.
 #[derive(Clone)]
 pub struct Worker {
-    pub images: Arc<dyn ImageStore>,
-    pub blobs: Arc<dyn BlobStore>,
-    pub queue: Arc<dyn JobQueue>,
+    thumbnailer: Thumbnailer,
+    queue: Arc<dyn JobQueue>,
     /// This process's name in the queue.
     pub consumer: Arc<str>,
-    pub spec: ThumbnailSpec,
     pub concurrency: usize,
-    pub max_attempts: u32,
     pub lease: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub shutdown_timeout: Duration,
-}
-
-/// What a job attempt ended with.
-enum Outcome {
-    Done,
-    /// Nothing to do: unknown image, or already done or failed.
-    Skipped(&'static str),
-    Failed {
-        reason: String,
-        last: bool,
-    },
 }
 
 impl Worker {
@@ -55,13 +41,15 @@ impl Worker {
         queue: Arc<dyn JobQueue>,
     ) -> Self {
         Self {
-            images,
-            blobs,
+            thumbnailer: Thumbnailer {
+                images,
+                blobs,
+                spec: settings.worker.thumbnail,
+                max_attempts: settings.queue.max_attempts,
+            },
             queue,
             consumer: format!("{}-{}", settings.server.instance, std::process::id()).into(),
-            spec: settings.worker.thumbnail,
             concurrency: settings.worker.concurrency,
-            max_attempts: settings.queue.max_attempts,
             lease: Duration::from_millis(settings.queue.lease_ms),
             retry_base: Duration::from_millis(settings.queue.retry_base_ms),
             retry_max: Duration::from_millis(settings.queue.retry_max_ms),
@@ -129,7 +117,7 @@ impl Worker {
         let renewals = self.keep_lease(&delivery);
         let attempt = async {
             tokio::select! {
-                outcome = self.attempt(&delivery) => Some(outcome),
+                outcome = self.thumbnailer.attempt(delivery.image) => Some(outcome),
                 _ = handing_back.wait_for(|back| *back) => None,
             }
         };
@@ -169,9 +157,13 @@ impl Worker {
                 self.queue.retry_after(&delivery, delay).await
             }
         };
-        if let Err(error) = settled {
+        match settled {
+            Ok(()) => {}
+            Err(QueueError::LeaseLost) => {
+                tracing::info!(%image, "the job was taken over by another worker meanwhile");
+            }
             // The lease will expire and the job come back: it is done again, idempotently.
-            tracing::warn!(%image, %error, "could not settle the job with the queue");
+            Err(error) => tracing::warn!(%image, %error, "could not settle the job with the queue"),
         }
     }
 
@@ -181,7 +173,7 @@ impl Worker {
         every.tick().await;
         loop {
             every.tick().await;
-            if let Err(error) = self.queue.renew(delivery, &self.consumer).await {
+            if let Err(error) = self.queue.renew(delivery).await {
                 tracing::warn!(image = %delivery.image, %error, "could not renew the lease");
             }
         }
@@ -196,83 +188,5 @@ impl Worker {
             .build()
             .nth(attempts.saturating_sub(1) as usize)
             .unwrap_or(self.retry_max)
-    }
-
-    /// One attempt at one job; returns the attempts counted so far with the outcome.
-    async fn attempt(&self, delivery: &Delivery) -> (u32, Outcome) {
-        let id = delivery.image;
-        let image = match self.images.start_attempt(id, Utc::now()).await {
-            Ok(Some(image)) => image,
-            Ok(None) => return (0, Outcome::Skipped("no such image")),
-            Err(error) => {
-                // Not counted (the store did not record it): try again soon.
-                return (
-                    1,
-                    Outcome::Failed {
-                        reason: error.to_string(),
-                        last: false,
-                    },
-                );
-            }
-        };
-        let attempts = image.attempts;
-        match image.status {
-            ImageStatus::Done => return (attempts, Outcome::Skipped("already done")),
-            ImageStatus::Failed => return (attempts, Outcome::Skipped("already failed")),
-            ImageStatus::Queued | ImageStatus::Processing => {}
-        }
-        if attempts > self.max_attempts {
-            // Earlier attempts ended without a word (the worker died each time): a poison job.
-            let reason = format!(
-                "gave up after {} attempts that never finished",
-                attempts - 1
-            );
-            if let Err(error) = self
-                .images
-                .fail_attempt(id, &reason, true, Utc::now())
-                .await
-            {
-                tracing::warn!(image = %id, %error, "could not record the failure");
-            }
-            return (attempts, Outcome::Failed { reason, last: true });
-        }
-        let last = attempts >= self.max_attempts;
-        let outcome = match self.make_thumbnail(id).await {
-            Ok(()) => Outcome::Done,
-            Err(reason) => {
-                if let Err(error) = self
-                    .images
-                    .fail_attempt(id, &reason, last, Utc::now())
-                    .await
-                {
-                    tracing::warn!(image = %id, %error, "could not record the failure");
-                }
-                Outcome::Failed { reason, last }
-            }
-        };
-        (attempts, outcome)
-    }
-
-    async fn make_thumbnail(&self, id: crate::images::ImageId) -> Result<(), String> {
-        let original = self
-            .blobs
-            .get(BlobKey::Original(id))
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the original file is missing")?;
-        let spec = self.spec;
-        let thumbnail = tokio::task::spawn_blocking(move || render(&original, &spec))
-            .await
-            .map_err(|_| "the resizer crashed".to_owned())?
-            .map_err(|e| e.to_string())?;
-        // Same key every time: a job done twice leaves one thumbnail.
-        self.blobs
-            .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.images
-            .finish_image(id, thumbnail.picture, Utc::now())
-            .await
-            .map_err(|e| e.to_string())
     }
 }

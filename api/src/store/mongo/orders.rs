@@ -1,129 +1,22 @@
-//! The production backend: MongoDB through the official driver. One document per order in the
-//! `orders` collection of `orders_db` (both configurable), `_id` a real ObjectId.
+//! Orders in MongoDB: one document per order in the `orders` collection (configurable), `_id` a
+//! real ObjectId.
 //!
 //! Documents written by the reference Flask service are served too: they lack timestamps (the
 //! ObjectId's creation second stands in), may hold `quantity` as int32, int64 or double, and may
 //! carry extra fields (ignored). Values that break today's rules are shown as stored.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use bson::{Bson, Document, doc, oid::ObjectId};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, ReturnDocument};
-use mongodb::{Client, Collection, IndexModel};
+use mongodb::options::ReturnDocument;
 
-use super::{OrderStore, StoreError};
-use crate::config::StoreSettings;
+use super::{MongoStore, map_error, stamp, time};
 use crate::orders::{
     CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
     Quantity,
 };
-
-/// MongoDB's duplicate-key error code.
-const DUPLICATE_KEY: i32 = 11000;
-/// Document validation failure (a collection validator refused the document).
-const DOCUMENT_VALIDATION_FAILURE: i32 = 121;
-
-pub struct MongoStore {
-    client: Client,
-    orders: Collection<Document>,
-    pub(super) images: Collection<Document>,
-    /// Set once the indexes exist; until then the store does not call itself ready.
-    indexed: Arc<AtomicBool>,
-}
-
-impl MongoStore {
-    /// Connects lazily: a server that is down at start-up does not stop the api; the indexes are
-    /// created as soon as it answers, and `/readyz` says 503 until then.
-    pub async fn open(settings: &StoreSettings) -> Result<Self, StoreError> {
-        let mut options = ClientOptions::parse(&settings.uri)
-            .await
-            .map_err(|e| StoreError::Internal(anyhow::anyhow!("store.uri: {}", e.kind)))?;
-        options.app_name = Some("orders-api".into());
-        options.max_pool_size = Some(settings.pool_size);
-        options.connect_timeout = Some(Duration::from_millis(settings.connect_timeout_ms));
-        options.server_selection_timeout =
-            Some(Duration::from_millis(settings.server_selection_timeout_ms));
-        let client = Client::with_options(options).map_err(map_error)?;
-        let database = client.database(&settings.database);
-        let orders = database.collection::<Document>(&settings.collection);
-        let images = database.collection::<Document>("images");
-        let store = Self {
-            client,
-            orders,
-            images,
-            indexed: Arc::new(AtomicBool::new(false)),
-        };
-        store.spawn_index_creation();
-        Ok(store)
-    }
-
-    /// Creates the listing indexes (idempotent), retrying in the background while the server
-    /// is unreachable.
-    fn spawn_index_creation(&self) {
-        let orders = self.orders.clone();
-        let indexed = self.indexed.clone();
-        tokio::spawn(async move {
-            let create = || async {
-                orders
-                    .create_indexes([
-                        IndexModel::builder()
-                            .keys(doc! { "customer_name": 1, "_id": 1 })
-                            .build(),
-                        IndexModel::builder()
-                            .keys(doc! { "product": 1, "_id": 1 })
-                            .build(),
-                    ])
-                    .await
-            };
-            let outcome = create
-                .retry(
-                    ExponentialBuilder::default()
-                        .with_min_delay(Duration::from_millis(200))
-                        .with_max_delay(Duration::from_secs(10))
-                        .without_max_times(),
-                )
-                .notify(|error, after| {
-                    tracing::warn!(error = %error.kind, ?after, "creating indexes failed; retrying");
-                })
-                .await;
-            match outcome {
-                Ok(_) => indexed.store(true, Ordering::Release),
-                Err(error) => tracing::error!(error = %error.kind, "creating indexes failed"),
-            }
-        });
-    }
-}
-
-pub(super) fn map_error(error: mongodb::error::Error) -> StoreError {
-    match error.kind.as_ref() {
-        ErrorKind::ServerSelection { .. }
-        | ErrorKind::Io(_)
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::Shutdown => StoreError::Unavailable(error.kind.to_string()),
-        ErrorKind::Write(WriteFailure::WriteError(write)) => write_error(write.code, &error),
-        ErrorKind::InsertMany(many) => match many.write_errors.as_deref() {
-            Some([first, ..]) => write_error(first.code, &error),
-            _ => StoreError::Internal(error.into()),
-        },
-        ErrorKind::Command(command) => write_error(command.code, &error),
-        _ => StoreError::Internal(error.into()),
-    }
-}
-
-fn write_error(code: i32, error: &mongodb::error::Error) -> StoreError {
-    match code {
-        DUPLICATE_KEY => StoreError::Conflict(error.kind.to_string()),
-        DOCUMENT_VALIDATION_FAILURE => StoreError::Rejected(error.kind.to_string()),
-        _ => StoreError::Internal(anyhow::anyhow!("{}", error.kind)),
-    }
-}
+use crate::store::{OrderStore, StoreError};
 
 fn to_document(order: &Order) -> Document {
     doc! {
@@ -132,8 +25,8 @@ fn to_document(order: &Order) -> Document {
         "quantity": order.quantity.get(),
         "customer_name": order.customer_name.as_ref(),
         "customer_address": order.customer_address.as_ref(),
-        "created_at": bson::DateTime::from_millis(order.created_at.timestamp_millis()),
-        "updated_at": bson::DateTime::from_millis(order.updated_at.timestamp_millis()),
+        "created_at": stamp(order.created_at),
+        "updated_at": stamp(order.updated_at),
     }
 }
 
@@ -190,16 +83,6 @@ fn quantity(value: Option<&Bson>) -> Quantity {
     Quantity::from_stored(number)
 }
 
-pub(super) fn time(value: Option<&Bson>) -> Option<DateTime<Utc>> {
-    match value {
-        Some(Bson::DateTime(t)) => DateTime::from_timestamp_millis(t.timestamp_millis()),
-        Some(Bson::String(s)) => DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.with_timezone(&Utc)),
-        _ => None,
-    }
-}
-
 fn id_time(id: ObjectId) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(id.timestamp().timestamp_millis()).unwrap_or_default()
 }
@@ -240,7 +123,7 @@ impl OrderStore for MongoStore {
         changes: &OrderChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<Order>, StoreError> {
-        let mut set = doc! { "updated_at": bson::DateTime::from_millis(now.timestamp_millis()) };
+        let mut set = doc! { "updated_at": stamp(now) };
         if let Some(product) = &changes.product {
             set.insert("product", product.as_ref());
         }
@@ -308,17 +191,6 @@ impl OrderStore for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client
-            .database("admin")
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(map_error)?;
-        if self.indexed.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(
-                "the indexes are not created yet".into(),
-            ))
-        }
+        self.ready().await
     }
 }

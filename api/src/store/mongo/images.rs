@@ -5,13 +5,9 @@ use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use mongodb::options::ReturnDocument;
 
-use super::mongo::{MongoStore, map_error, time};
-use super::{ImageStore, StoreError};
+use super::{MongoStore, map_error, stamp, time};
+use crate::store::{ImageStore, StoreError};
 use crate::images::{Image, ImageId, ImageStatus, Picture};
-
-fn stamp(time: DateTime<Utc>) -> bson::DateTime {
-    bson::DateTime::from_millis(time.timestamp_millis())
-}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("an image document with {what}"))

@@ -1,0 +1,305 @@
+//! The settings of the api's family of binaries (`api`, `worker`, `seed`): one file for all of
+//! them, loaded by `service` in layers (defaults < TOML < `APP__SECTION__KEY`). Each section
+//! checks itself; each binary checks the sections it uses, so that `seed` never asks for a queue.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use service::ConfigError;
+use service::logs::LogSettings;
+
+pub use self::backends::{QueueBackend, StoreBackend};
+use self::backends::{parse_store_uri, redact};
+use crate::images::ThumbnailSpec;
+
+mod backends;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub images: ImageSettings,
+    pub queue: QueueSettings,
+    pub worker: WorkerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSettings {
+    /// Largest upload accepted (the whole multipart body), in bytes.
+    pub max_upload_bytes: usize,
+    /// Largest canvas accepted (width × height, read from the header), in pixels.
+    pub max_pixels: u64,
+    /// Uploads read at once per replica (each may hold up to `max_upload_bytes` in memory);
+    /// more wait their turn.
+    pub max_concurrent_uploads: usize,
+    /// Folder holding originals and thumbnails (a shared volume when replicas are on several
+    /// machines); relative to the working folder.
+    pub blob_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// `redis://HOST:PORT/DB`, `sqlite://PATH`, or empty: a table in the store's SQLite file.
+    pub url: String,
+    /// Prefix of the Redis keys (`images:jobs`, `images:delayed`), so stacks can share a server.
+    pub name: String,
+    /// How long a worker holds a job without renewing it before another worker takes it over.
+    pub lease_ms: u64,
+    /// Attempts per image before it is marked `failed`.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled per attempt (with jitter) up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Redis: how long connecting and each command may take before the caller gets 503.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Jobs one worker process resizes at once (each on its own blocking thread).
+    pub concurrency: usize,
+    /// On SIGTERM, how long in-flight jobs may take to finish before they are handed back.
+    pub shutdown_timeout_ms: u64,
+    pub thumbnail: ThumbnailSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port (reported in the log).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// This replica's name, shown in every log line.
+    pub instance: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` (relative to the working folder, or absolute as `sqlite:///abs/path`),
+    /// or `mongodb://…` / `mongodb+srv://…`.
+    pub uri: String,
+    /// Connections kept per process (SQLite connection threads; MongoDB's maximum pool size).
+    pub pool_size: u32,
+    /// SQLite: how long a write waits for another process's lock before answering 503.
+    pub busy_timeout_ms: u64,
+    /// MongoDB: the database holding the collections.
+    pub database: String,
+    /// MongoDB: the orders collection.
+    pub collection: String,
+    /// MongoDB: how long opening a connection may take.
+    pub connect_timeout_ms: u64,
+    /// MongoDB: how long an operation waits for a reachable server before answering 503.
+    pub server_selection_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            server: ServerSettings {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                body_limit: 64 * 1024,
+                instance: "api".into(),
+            },
+            store: StoreSettings {
+                uri: "sqlite://data/orders.db".into(),
+                pool_size: 8,
+                busy_timeout_ms: 5000,
+                database: "orders_db".into(),
+                collection: "orders".into(),
+                connect_timeout_ms: 2000,
+                server_selection_timeout_ms: 2000,
+            },
+            images: ImageSettings {
+                max_upload_bytes: 20 * 1024 * 1024,
+                max_pixels: 50_000_000,
+                max_concurrent_uploads: 16,
+                blob_dir: PathBuf::from("data/blobs"),
+            },
+            queue: QueueSettings {
+                url: String::new(),
+                name: "images".into(),
+                lease_ms: 30_000,
+                max_attempts: 3,
+                retry_base_ms: 1000,
+                retry_max_ms: 60_000,
+                timeout_ms: 2000,
+            },
+            worker: WorkerSettings {
+                concurrency: 2,
+                shutdown_timeout_ms: 10_000,
+                thumbnail: ThumbnailSpec::default(),
+            },
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl service::Settings for Settings {
+    const FAMILY: service::Family = service::Family::Api;
+
+    fn log(&self) -> &LogSettings {
+        &self.log
+    }
+}
+
+fn fail(key: &str, why: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::key(key, why))
+}
+
+impl ServerSettings {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.body_limit == 0 {
+            return fail("server.body_limit", "must be at least 1 byte");
+        }
+        if self.instance.trim().is_empty() {
+            return fail("server.instance", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+impl StoreSettings {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.pool_size == 0 {
+            return fail("store.pool_size", "must be at least 1");
+        }
+        if let Err(why) = parse_store_uri(&self.uri) {
+            return fail("store.uri", &why);
+        }
+        if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
+            return fail("store.database", "must be a MongoDB database name");
+        }
+        if self.collection.is_empty() || self.collection.starts_with("system.") {
+            return fail("store.collection", "must be a MongoDB collection name");
+        }
+        if self.server_selection_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return fail(
+                "store.server_selection_timeout_ms",
+                "timeouts must be at least 1 ms",
+            );
+        }
+        Ok(())
+    }
+
+    /// The backend the (checked) URI names.
+    pub fn backend(&self) -> StoreBackend {
+        parse_store_uri(&self.uri).expect("store.uri is checked when settings load")
+    }
+
+    /// The URI with any password replaced, safe to log.
+    pub fn redacted_uri(&self) -> String {
+        redact(&self.uri)
+    }
+}
+
+impl ImageSettings {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_upload_bytes == 0 || self.max_pixels == 0 {
+            return fail("images.max_upload_bytes", "limits must be at least 1");
+        }
+        if self.max_concurrent_uploads == 0 {
+            return fail("images.max_concurrent_uploads", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl QueueSettings {
+    /// The queue's own rules; whether there is a queue at all is [`Settings::queue_backend`].
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() || self.name.contains(char::is_whitespace) {
+            return fail("queue.name", "must be a word without spaces");
+        }
+        if self.lease_ms < 100 {
+            return fail("queue.lease_ms", "must be at least 100 ms");
+        }
+        if self.max_attempts == 0 {
+            return fail("queue.max_attempts", "must be at least 1");
+        }
+        if self.retry_base_ms > self.retry_max_ms {
+            return fail("queue.retry_base_ms", "must not exceed queue.retry_max_ms");
+        }
+        if self.timeout_ms == 0 {
+            return fail("queue.timeout_ms", "must be at least 1 ms");
+        }
+        Ok(())
+    }
+}
+
+impl WorkerSettings {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.concurrency == 0 {
+            return fail("worker.concurrency", "must be at least 1");
+        }
+        let thumbnail = &self.thumbnail;
+        if !(1..=4096).contains(&thumbnail.width) || !(1..=4096).contains(&thumbnail.height) {
+            return fail("worker.thumbnail.width", "sizes must be 1 to 4096 pixels");
+        }
+        if !(1..=100).contains(&thumbnail.jpeg_quality) {
+            return fail("worker.thumbnail.jpeg_quality", "must be 1 to 100");
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// The job queue: `queue.url`, or when it is empty a table in the store's SQLite file;
+    /// `None` when it is empty and the store is not SQLite (then there is no queue).
+    pub fn queue_backend(&self) -> Result<Option<QueueBackend>, ConfigError> {
+        backends::queue_backend(&self.queue.url, &self.store.uri)
+            .map_err(|why| ConfigError::key("queue.url", &why))
+    }
+
+    /// As [`Self::queue_backend`], for a binary that cannot work without a queue.
+    pub fn required_queue(&self) -> Result<QueueBackend, ConfigError> {
+        self.queue_backend()?.ok_or_else(|| {
+            ConfigError::key(
+                "queue.url",
+                "must be set (redis://… or sqlite://…) when the store is not SQLite",
+            )
+        })
+    }
+
+    /// The queue URL with any password replaced, safe to log.
+    pub fn redacted_queue(&self) -> String {
+        match self.queue_backend() {
+            Ok(Some(QueueBackend::Redis(url))) => redact(&url),
+            Ok(Some(QueueBackend::Sqlite(path))) => format!("sqlite://{}", path.display()),
+            Ok(None) => "none".into(),
+            Err(_) => redact(&self.queue.url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn the_catalogue_lists_every_key() {
+        service::settings::check_catalogue::<Settings>(service::Family::Api).unwrap();
+    }
+
+    #[test]
+    fn the_queue_defaults_to_the_store_file_and_is_optional_beside_mongodb() {
+        let mut settings = Settings::default();
+        assert!(settings.queue_backend().unwrap().is_some());
+        settings.store.uri = "mongodb://db:27017/".into();
+        assert!(settings.queue_backend().unwrap().is_none());
+        assert_eq!(settings.redacted_queue(), "none");
+        let error = settings.required_queue().unwrap_err();
+        assert!(error.to_string().contains("queue.url"), "{error}");
+        settings.queue.url = "redis://:s3cret@cache:6379/0".into();
+        assert!(settings.required_queue().is_ok());
+        assert_eq!(settings.redacted_queue(), "redis://:***@cache:6379/0");
+    }
+}

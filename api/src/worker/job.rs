@@ -1,0 +1,109 @@
+//! One attempt at one job: count the attempt, give up on a poison job, make the thumbnail,
+//! store it, and record the outcome on the image. The loop around it is in `worker`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::blobs::{BlobKey, BlobStore};
+use crate::images::{ImageId, ImageStatus, ThumbnailSpec, render};
+use crate::store::ImageStore;
+
+/// What a job attempt ended with.
+pub(super) enum Outcome {
+    Done,
+    /// Nothing to do: unknown image, or already done or failed.
+    Skipped(&'static str),
+    Failed {
+        reason: String,
+        last: bool,
+    },
+}
+
+/// What every attempt needs.
+#[derive(Clone)]
+pub(super) struct Thumbnailer {
+    pub images: Arc<dyn ImageStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub spec: ThumbnailSpec,
+    pub max_attempts: u32,
+}
+
+impl Thumbnailer {
+    /// One attempt at one job; returns the attempts counted so far with the outcome.
+    pub async fn attempt(&self, id: ImageId) -> (u32, Outcome) {
+        let image = match self.images.start_attempt(id, Utc::now()).await {
+            Ok(Some(image)) => image,
+            Ok(None) => return (0, Outcome::Skipped("no such image")),
+            Err(error) => {
+                // Not counted (the store did not record it): try again soon.
+                return (
+                    1,
+                    Outcome::Failed {
+                        reason: error.to_string(),
+                        last: false,
+                    },
+                );
+            }
+        };
+        let attempts = image.attempts;
+        match image.status {
+            ImageStatus::Done => return (attempts, Outcome::Skipped("already done")),
+            ImageStatus::Failed => return (attempts, Outcome::Skipped("already failed")),
+            ImageStatus::Queued | ImageStatus::Processing => {}
+        }
+        if attempts > self.max_attempts {
+            // Earlier attempts ended without a word (the worker died each time): a poison job.
+            let reason = format!(
+                "gave up after {} attempts that never finished",
+                attempts - 1
+            );
+            if let Err(error) = self
+                .images
+                .fail_attempt(id, &reason, true, Utc::now())
+                .await
+            {
+                tracing::warn!(image = %id, %error, "could not record the failure");
+            }
+            return (attempts, Outcome::Failed { reason, last: true });
+        }
+        let last = attempts >= self.max_attempts;
+        let outcome = match self.make_thumbnail(id).await {
+            Ok(()) => Outcome::Done,
+            Err(reason) => {
+                if let Err(error) = self
+                    .images
+                    .fail_attempt(id, &reason, last, Utc::now())
+                    .await
+                {
+                    tracing::warn!(image = %id, %error, "could not record the failure");
+                }
+                Outcome::Failed { reason, last }
+            }
+        };
+        (attempts, outcome)
+    }
+
+    async fn make_thumbnail(&self, id: ImageId) -> Result<(), String> {
+        let original = self
+            .blobs
+            .get(BlobKey::Original(id))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the original file is missing")?;
+        let spec = self.spec;
+        let thumbnail = tokio::task::spawn_blocking(move || render(&original, &spec))
+            .await
+            .map_err(|_| "the resizer crashed".to_owned())?
+            .map_err(|e| e.to_string())?;
+        // Same key every time: a job done twice leaves one thumbnail.
+        self.blobs
+            .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.images
+            .finish_image(id, thumbnail.picture, Utc::now())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,11 @@
+//! What every binary of the project shares: layered settings (`settings`), logs (`logs`), the
+//! Prometheus registry with its instance label (`metrics`), and the start-up sequence
+//! (`startup`). Each binary keeps its own settings structs and checks.
+
+pub mod logs;
+pub mod metrics;
+pub mod settings;
+mod startup;
+
+pub use settings::{ConfigError, Family};
+pub use startup::{ConfigFile, Settings, run, run_async, shutdown_signal};

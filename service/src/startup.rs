@@ -1,0 +1,97 @@
+//! The start-up sequence every binary follows: settings (exit 2 with one line naming the key when
+//! one is bad), then logs, then the binary's own work (exit 1 when it fails), and the signals
+//! that ask a process to stop.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::logs::{self, LogSettings};
+use crate::settings::{self, ConfigError, Family};
+
+/// A binary's settings: which file family they belong to and where the log settings are.
+pub trait Settings: Default + Serialize + DeserializeOwned {
+    const FAMILY: Family;
+
+    fn log(&self) -> &LogSettings;
+}
+
+/// The `--config` option every binary takes.
+#[derive(Debug, clap::Args)]
+pub struct ConfigFile {
+    /// TOML settings file (built-in defaults < this file < APP__SECTION__KEY variables).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Loads and checks the settings (`check` covers the sections this binary uses), sets up logs,
+/// then runs `main`.
+pub fn run<S: Settings>(
+    binary: &str,
+    file: &ConfigFile,
+    check: impl FnOnce(&S) -> Result<(), ConfigError>,
+    main: impl FnOnce(S) -> anyhow::Result<()>,
+) -> ExitCode {
+    let loaded = settings::load::<S>(file.config.as_deref(), S::FAMILY).and_then(|loaded| {
+        loaded.settings.log().check()?;
+        check(&loaded.settings)?;
+        Ok(loaded)
+    });
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("{binary}: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    logs::init(loaded.settings.log());
+    for variable in &loaded.skipped {
+        tracing::warn!(%variable, "ignored: a setting of another binary of this project");
+    }
+    match main(loaded.settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{binary} failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`run`] for a binary whose work is async, on a multi-threaded tokio runtime.
+pub fn run_async<S, F>(
+    binary: &str,
+    file: &ConfigFile,
+    check: impl FnOnce(&S) -> Result<(), ConfigError>,
+    main: impl FnOnce(S) -> F,
+) -> ExitCode
+where
+    S: Settings,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    run(binary, file, check, |settings| {
+        tokio::runtime::Runtime::new()?.block_on(main(settings))
+    })
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c()
+            .await
+            .expect("installing the SIGINT handler");
+    };
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler")
+            .recv()
+            .await;
+    };
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing the work in flight");
+}
