@@ -1,1 +1,134 @@
+//! The README's main command (`infra/run`) on test ports: the stack comes up behind `lb`, serves
+//! orders and images, and SIGTERM stops every process. On SQLite by default; on MongoDB when
+//! `ORDERS_TEST_BACKEND=mongodb` (the second pass of `infra/test`), as the README's
+//! `APP__STORE__URI=mongodb://… infra/run`, which gives the stack no queue URL.
 
+use std::time::{Duration, Instant};
+
+use harness::{Stack, mongo, pictures};
+use serde_json::{Value, json};
+
+/// Where the stack keeps its orders, and how the test reads them back without it.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Mongo { uri: String, database: String },
+}
+
+#[tokio::test]
+async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let store = if mongo::selected() {
+        let Some(uri) = mongo::uri() else { return };
+        Store::Mongo {
+            uri,
+            database: mongo::unique_database(),
+        }
+    } else {
+        Store::Sqlite(data.path().join("chosen.db"))
+    };
+    let mut env = vec![
+        // Settings only one binary knows reach every process; the others skip them.
+        ("APP__HEALTH__INTERVAL_MS", "300".to_owned()),
+    ];
+    match &store {
+        Store::Sqlite(path) => {
+            env.push(("APP__STORE__URI", format!("sqlite://{}", path.display())))
+        }
+        Store::Mongo { uri, database } => {
+            env.push(("APP__STORE__URI", uri.clone()));
+            env.push(("APP__STORE__DATABASE", database.clone()));
+        }
+    }
+    let mut stack = Stack::start(data.path(), &env);
+    stack.wait_until_serving();
+    let client = reqwest::Client::new();
+    let created = client
+        .post(stack.url("/orders"))
+        .json(&json!({
+            "product": "Laptop", "quantity": 1,
+            "customer_name": "John Doe", "customer_address": "123 Main St"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["order"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..10 {
+        let read = client
+            .get(stack.url(&format!("/orders/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 200);
+    }
+    match &store {
+        Store::Sqlite(path) => assert!(path.exists(), "the replicas use the store URI given"),
+        Store::Mongo { uri, database } => {
+            let found = mongodb::Client::with_uri_str(uri)
+                .await
+                .unwrap()
+                .database(database)
+                .collection::<bson::Document>("orders")
+                .count_documents(bson::doc! {})
+                .await
+                .unwrap();
+            assert_eq!(found, 1, "the order is in the MongoDB database given");
+        }
+    }
+    upload_is_resized_by_the_workers(&client, &stack).await;
+
+    stack.stop_cleanly();
+    let log = std::fs::read_to_string(&stack.log).unwrap();
+    for name in ["api-1", "api-2", "worker-1", "worker-2", "lb"] {
+        assert!(
+            log.contains(&format!("{name}.1 stopped")),
+            "{name} did not stop:\n{log}"
+        );
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains("lb.1") && l.contains("ignored") && l.contains("APP__STORE__URI")),
+        "lb names the api setting it skips:\n{log}"
+    );
+    if let Store::Mongo { uri, database } = &store {
+        mongo::drop_database(uri, database).await;
+    }
+}
+
+/// An upload through `lb` is stored by a replica and resized by one of the stack's workers.
+async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stack) {
+    let accepted = client
+        .post(stack.url("/images"))
+        .multipart(pictures::form(&pictures::jpeg(640, 480), "a.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let status_url: String = accepted.json::<Value>().await.unwrap()["status_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status: Value = client
+            .get(stack.url(&status_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "done" {
+            assert_eq!(status["thumbnail"]["width"], 300);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no worker made the thumbnail: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -12,7 +12,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// An empty registry whose metrics all carry `instance="{instance}"`.
 pub fn registry(instance: &str) -> Registry {
-    Registry::with_labels([(Cow::Borrowed("instance"), Cow::Owned(instance.to_owned()))].into_iter())
+    Registry::with_labels(
+        [(Cow::Borrowed("instance"), Cow::Owned(instance.to_owned()))].into_iter(),
+    )
 }
 
 /// A latency histogram from 100 µs to about 15 minutes, in seconds.
@@ -41,6 +43,9 @@ mod tests {
         registry.register("things", "Things", counter.clone());
         counter.inc();
         let text = encode(&registry);
-        assert!(text.contains("things_total{instance=\"api-7\"} 1"), "{text}");
+        assert!(
+            text.contains("things_total{instance=\"api-7\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -113,7 +113,11 @@ where
         .separator("__")
         .try_parsing(true)
         .source(Some(applied.into_iter().collect()));
-    let lists: Vec<&String> = own.iter().filter(|(_, list)| **list).map(|(k, _)| k).collect();
+    let lists: Vec<&String> = own
+        .iter()
+        .filter(|(_, list)| **list)
+        .map(|(k, _)| k)
+        .collect();
     if !lists.is_empty() {
         environment = environment.list_separator(",");
         for key in lists {
@@ -131,7 +135,12 @@ where
 /// `APP__SERVER__BODY_LIMIT` → `server.body_limit`; `None` for other variables.
 fn dotted_key(name: &str) -> Option<String> {
     let rest = name.strip_prefix(PREFIX)?.strip_prefix("__")?;
-    Some(rest.split("__").collect::<Vec<_>>().join(".").to_lowercase())
+    Some(
+        rest.split("__")
+            .collect::<Vec<_>>()
+            .join(".")
+            .to_lowercase(),
+    )
 }
 
 /// Every leaf key of `settings`, dotted, with whether it holds a list (comma-separated in the
@@ -229,8 +238,8 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_an_error_naming_it() {
-        let error = load_from::<Sample>(Some("/nonexistent/s.toml".as_ref()), Family::Api, [])
-            .unwrap_err();
+        let error =
+            load_from::<Sample>(Some("/nonexistent/s.toml".as_ref()), Family::Api, []).unwrap_err();
         assert!(error.to_string().contains("s.toml"), "{error}");
     }
 
@@ -257,7 +266,10 @@ mod tests {
         let loaded: Loaded<Sample> = load_from(
             None,
             Family::Api,
-            env(&[("APP__HEALTH__PATH", "/x"), ("APP__SERVER__BODY_LIMIT", "3")]),
+            env(&[
+                ("APP__HEALTH__PATH", "/x"),
+                ("APP__SERVER__BODY_LIMIT", "3"),
+            ]),
         )
         .unwrap();
         assert_eq!(loaded.skipped, ["APP__HEALTH__PATH"]);
@@ -266,17 +278,23 @@ mod tests {
 
     #[test]
     fn a_key_no_binary_knows_is_refused_naming_it() {
-        let error =
-            load_from::<Sample>(None, Family::Api, env(&[("APP__SERVER__BODY_LIMT", "3")]))
-                .unwrap_err();
-        assert!(error.to_string().contains("APP__SERVER__BODY_LIMT"), "{error}");
+        let error = load_from::<Sample>(None, Family::Api, env(&[("APP__SERVER__BODY_LIMT", "3")]))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("APP__SERVER__BODY_LIMT"),
+            "{error}"
+        );
         assert!(error.to_string().contains("server.body_limt"), "{error}");
     }
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let error = load_from::<Sample>(None, Family::Api, env(&[("APP__SERVER__BODY_LIMIT", "lots")]))
-            .unwrap_err();
+        let error = load_from::<Sample>(
+            None,
+            Family::Api,
+            env(&[("APP__SERVER__BODY_LIMIT", "lots")]),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("server.body_limit"), "{error}");
     }
 

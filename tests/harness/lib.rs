@@ -1,1 +1,48 @@
-//! placeholder
+//! The process harness every crate's tests use: free ports, the workspace's binaries started
+//! with a log file and waited for (bounded), signals, a real `redis-server`, the MongoDB test
+//! server's address, the whole stack from the main command, and test pictures. Dev-only.
+//!
+//! Tools a test needs beyond the Rust toolchain (Redis, MongoDB, Chromium, Locust) are installed
+//! by `infra/setup test`; where one is missing a test skips with a message, except under CI
+//! (`CI=true`), where it fails: see [`available`].
+
+pub mod mongo;
+pub mod pictures;
+mod ports;
+mod process;
+mod redis;
+mod stack;
+
+pub use ports::{free_port, get_text, wait_for_port};
+pub use process::{Api, Process, Worker, binary};
+pub use redis::RedisServer;
+pub use stack::Stack;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace's root folder.
+pub fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// `true` when `found`; otherwise `false` (the caller skips) with a message naming `what`, or a
+/// failure under CI, which must run every test.
+pub fn available(found: bool, what: &str) -> bool {
+    if !found {
+        assert!(
+            !std::env::var("CI").is_ok_and(|ci| ci == "true"),
+            "{what} is missing: CI must run this test (infra/setup test installs it)"
+        );
+        eprintln!("skipping: {what} is missing (run infra/setup test)");
+    }
+    found
+}
+
+/// `name` on the PATH, if installed.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}

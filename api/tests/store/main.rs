@@ -1,9 +1,13 @@
-//! The behavioural suite of the order store, run against every backend.
+//! The behavioural suites of the order store and the image store, each written once and run
+//! against every backend (SQLite here, MongoDB when `ORDERS_TEST_MONGODB_URI` names a server).
 
-#[path = "../support/mongo.rs"]
-mod mongo_support;
+#[path = "../common/mod.rs"]
+mod common;
 
 #[macro_use]
-mod suite;
+mod images;
+#[macro_use]
+mod orders;
+
 mod mongo;
 mod sqlite;

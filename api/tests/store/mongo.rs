@@ -1,31 +1,31 @@
-//! The suite against MongoDB (a fresh database per test), plus what only MongoDB must do.
+//! The suites against MongoDB (a fresh database per test), plus what only MongoDB must do.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::store::{MongoStore, OrderStore};
+use api::store::{self, Stores};
+use harness::mongo;
 
-use crate::mongo_support;
-use crate::suite::order;
+use crate::common::mongo_store;
+use crate::orders::order;
 
 pub struct Backend {
-    pub store: Arc<dyn OrderStore>,
+    pub stores: Stores,
     uri: String,
     database: String,
 }
 
-/// A store on a fresh database, once its indexes exist (bounded wait).
+/// The stores on a fresh database, once its indexes exist (bounded wait).
 pub async fn open() -> Option<Backend> {
-    let uri = mongo_support::uri()?;
-    let settings = mongo_support::settings(&uri);
-    let store = MongoStore::open(&settings).await.unwrap();
+    let uri = mongo::uri()?;
+    let settings = mongo_store(&uri);
+    let stores = store::open(&settings).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(error) = store.ping().await {
+    while let Err(error) = stores.orders.ping().await {
         assert!(Instant::now() < deadline, "MongoDB not ready: {error}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Some(Backend {
-        store: Arc::new(store),
+        stores,
         uri,
         database: settings.database,
     })
@@ -33,11 +33,12 @@ pub async fn open() -> Option<Backend> {
 
 impl Backend {
     pub async fn finish(self) {
-        mongo_support::drop_database(&self.uri, &self.database).await;
+        mongo::drop_database(&self.uri, &self.database).await;
     }
 }
 
 order_store_suite!(open);
+image_store_suite!(open);
 
 #[tokio::test]
 async fn the_listing_indexes_exist() {
@@ -55,6 +56,11 @@ async fn the_listing_indexes_exist() {
             "{name} missing from {names:?}"
         );
     }
-    backend.store.insert(&order("Pen", "A", 1)).await.unwrap();
+    backend
+        .stores
+        .orders
+        .insert(&order("Pen", "A", 1))
+        .await
+        .unwrap();
     backend.finish().await;
 }

@@ -1,25 +1,22 @@
-//! The suite against SQLite files in a temporary folder, plus what only SQLite must do.
-
-use std::sync::Arc;
+//! The suites against SQLite files in a temporary folder, plus what only SQLite must do.
 
 use api::config::Settings;
-use api::store::{OrderStore, SqliteStore};
+use api::store::{self, OrderStore, SqliteStore, Stores};
 use tempfile::TempDir;
 
-use crate::suite::order;
+use crate::orders::order;
 
 pub struct Backend {
-    pub store: Arc<dyn OrderStore>,
+    pub stores: Stores,
     _dir: TempDir,
 }
 
 pub async fn open() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("orders.db"), &Settings::default().store)
-        .await
-        .unwrap();
+    let mut settings = Settings::default().store;
+    settings.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
     Some(Backend {
-        store: Arc::new(store),
+        stores: store::open(&settings).await.unwrap(),
         _dir: dir,
     })
 }
@@ -29,6 +26,7 @@ impl Backend {
 }
 
 order_store_suite!(open);
+image_store_suite!(open);
 
 #[tokio::test]
 async fn stores_opened_together_on_a_new_file_see_each_others_writes() {

@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::harness::{Echo, free_port, wait_for_port};
+use harness::{free_port, wait_for_port};
+
+use crate::balancer::Echo;
 
 fn refused(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +49,7 @@ fn the_local_configuration_file_starts_the_balancer() {
         .unwrap();
     wait_for_port(port);
     wait_for_port(admin);
-    let answer = crate::harness::get_text(([127, 0, 0, 1], port).into(), "/orders");
+    let answer = harness::get_text(([127, 0, 0, 1], port).into(), "/orders");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(answer, "{\"ok\":true}");

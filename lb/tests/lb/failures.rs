@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Lb};
+use harness::Api;
+
+use crate::balancer::{Lb, replica, requests};
 
 const ORDER: &str = r#"{"product":"Laptop","quantity":1,"customer_name":"John Doe","customer_address":"123 Main St"}"#;
 
@@ -12,9 +14,9 @@ const ORDER: &str = r#"{"product":"Laptop","quantity":1,"customer_name":"John Do
 async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut apis: Vec<Api> = (1..=3)
-        .map(|i| Api::start(dir.path(), &format!("api-{i}")))
+        .map(|i| replica(dir.path(), &format!("api-{i}")))
         .collect();
-    let addrs: Vec<_> = apis.iter().map(Api::addr).collect();
+    let addrs: Vec<_> = apis.iter().map(|api| api.addr).collect();
     let lb = Lb::start(dir.path(), &addrs, &[("APP__HEALTH__INTERVAL_MS", "300")]);
     lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
 
@@ -69,7 +71,7 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
 
     apis[1].restart();
     lb.wait_for_health(&[(addrs[1], true)]);
-    let before = apis[1].requests("/orders/{id}");
+    let before = requests(&apis[1], "/orders/{id}");
     for _ in 0..30 {
         assert_eq!(
             client.get(lb.url(&path)).send().await.unwrap().status(),
@@ -77,7 +79,7 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
         );
     }
     assert!(
-        apis[1].requests("/orders/{id}") > before,
+        requests(&apis[1], "/orders/{id}") > before,
         "the restarted replica gets no traffic"
     );
 }
@@ -86,9 +88,9 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
 async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
     let dir = tempfile::tempdir().unwrap();
     let mut apis: Vec<Api> = (1..=2)
-        .map(|i| Api::start(dir.path(), &format!("api-{i}")))
+        .map(|i| replica(dir.path(), &format!("api-{i}")))
         .collect();
-    let addrs: Vec<_> = apis.iter().map(Api::addr).collect();
+    let addrs: Vec<_> = apis.iter().map(|api| api.addr).collect();
     let lb = Lb::start(dir.path(), &addrs, &[]);
     lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
     for api in &mut apis {
@@ -125,28 +127,16 @@ async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
 #[test]
 fn sigterm_stops_the_balancer_within_its_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = crate::harness::Echo::start();
+    let echo = crate::balancer::Echo::start();
     let mut lb = Lb::start(
         dir.path(),
         &[echo.addr],
         &[("APP__SERVER__GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS", "3")],
     );
-    let child = lb.process.child.as_mut().unwrap();
-    let pid = child.id().to_string();
-    let started = Instant::now();
+    lb.process.signal("TERM");
     assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        lb.process.wait_bounded(Duration::from_secs(10)).is_some(),
+        "still running 10 s after SIGTERM"
     );
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still running after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(std::net::TcpStream::connect(("127.0.0.1", lb.port)).is_err());
 }

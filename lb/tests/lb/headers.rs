@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Api, Echo, Lb};
+use crate::balancer::{Echo, Lb, replica};
 
 #[tokio::test]
 async fn the_request_id_round_trips_and_is_created_when_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), "api-1");
-    let lb = Lb::start(dir.path(), &[api.addr()], &[]);
-    lb.wait_for_health(&[(api.addr(), true)]);
+    let api = replica(dir.path(), "api-1");
+    let lb = Lb::start(dir.path(), &[api.addr], &[]);
+    lb.wait_for_health(&[(api.addr, true)]);
     let client = reqwest::Client::new();
     let response = client
         .get(lb.url("/orders"))
@@ -71,16 +71,16 @@ async fn forwarding_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
 #[tokio::test]
 async fn oversized_headers_and_bodies_are_refused_with_json() {
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(dir.path(), "api-1");
+    let api = replica(dir.path(), "api-1");
     let lb = Lb::start(
         dir.path(),
-        &[api.addr()],
+        &[api.addr],
         &[
             ("APP__LIMITS__MAX_BODY_BYTES", "1000"),
             ("APP__LIMITS__MAX_HEADER_BYTES", "2000"),
         ],
     );
-    lb.wait_for_health(&[(api.addr(), true)]);
+    lb.wait_for_health(&[(api.addr, true)]);
     let client = reqwest::Client::new();
     let response = client
         .get(lb.url("/orders"))

@@ -1,14 +1,16 @@
 //! Round-robin over three real api replicas sharing one SQLite file.
 
-use crate::harness::{Api, Lb};
+use harness::Api;
+
+use crate::balancer::{Lb, replica, requests};
 
 #[tokio::test]
 async fn three_hundred_requests_spread_evenly_over_three_replicas() {
     let dir = tempfile::tempdir().unwrap();
     let apis: Vec<Api> = (1..=3)
-        .map(|i| Api::start(dir.path(), &format!("api-{i}")))
+        .map(|i| replica(dir.path(), &format!("api-{i}")))
         .collect();
-    let addrs: Vec<_> = apis.iter().map(Api::addr).collect();
+    let addrs: Vec<_> = apis.iter().map(|api| api.addr).collect();
     let lb = Lb::start(dir.path(), &addrs, &[]);
     lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
 
@@ -18,11 +20,7 @@ async fn three_hundred_requests_spread_evenly_over_three_replicas() {
         assert_eq!(response.status(), 200);
     }
     for api in &apis {
-        let served = api.requests("/orders");
-        assert!(
-            (95..=105).contains(&served),
-            "{} served {served}",
-            api.addr()
-        );
+        let served = requests(api, "/orders");
+        assert!((95..=105).contains(&served), "{} served {served}", api.addr);
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use mongodb::options::ReturnDocument;
 
 use super::{MongoStore, map_error, stamp, time};
-use crate::store::{ImageStore, StoreError};
 use crate::images::{Image, ImageId, ImageStatus, Picture};
+use crate::store::{ImageStore, StoreError};
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(anyhow::anyhow!("an image document with {what}"))

@@ -147,7 +147,6 @@ fn time(value: Option<&Bson>) -> Option<DateTime<Utc>> {
     }
 }
 
-
 /// A time as BSON, to the millisecond (what every backend keeps).
 fn stamp(time: DateTime<Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(time.timestamp_millis())

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, invalid, time, timestamp};
-use crate::store::{ImageStore, StoreError};
 use crate::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
+use crate::store::{ImageStore, StoreError};
 
 const COLUMNS: &str = "id, status, original_format, original_width, original_height, \
     original_bytes, thumbnail_format, thumbnail_width, thumbnail_height, thumbnail_bytes, \

@@ -104,4 +104,3 @@ fn time(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| invalid(index, e.to_string()))
 }
-

@@ -1,122 +1,39 @@
+//! What the lb tests run: a real `lb` process, api replicas on fixed ports (so that they can be
+//! restarted in place), and a trivial upstream that keeps the requests that reached it.
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `api` binary, built beside `lb` by the workspace's test run.
-fn api_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_lb")).with_file_name("api");
-    assert!(
-        path.exists(),
-        "{} missing: run the workspace's tests",
-        path.display()
-    );
-    path
-}
+use harness::{Api, Process, free_port, get_text, wait_for_port};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped; its output goes to `log`.
-pub struct Process {
-    pub child: Option<Child>,
-    pub log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self {
-            child: Some(child),
-            log,
-        }
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// An api replica on a fixed port (so that it can be restarted in place).
-pub struct Api {
-    pub port: u16,
-    pub process: Process,
-    dir: PathBuf,
-    name: String,
-}
-
-impl Api {
-    pub fn start(dir: &Path, name: &str) -> Self {
-        let port = free_port();
-        let mut api = Self {
-            port,
-            process: Process {
-                child: None,
-                log: PathBuf::new(),
-            },
-            dir: dir.to_owned(),
-            name: name.to_owned(),
-        };
-        api.restart();
-        api
-    }
-
-    pub fn restart(&mut self) {
-        let mut command = Command::new(api_binary());
-        command
-            .env_clear()
-            .env("APP__SERVER__LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("APP__SERVER__INSTANCE", &self.name)
-            .env(
+/// An api replica on a port of its own, on the SQLite file shared by the test's replicas.
+pub fn replica(dir: &Path, name: &str) -> Api {
+    Api::start(
+        dir,
+        name,
+        &[
+            ("APP__SERVER__LISTEN", format!("127.0.0.1:{}", free_port())),
+            (
                 "APP__STORE__URI",
-                format!("sqlite://{}", self.dir.join("orders.db").display()),
-            )
-            .current_dir(&self.dir);
-        let log = self.dir.join(format!("{}.log", self.name));
-        self.process = Process::spawn(command, log);
-        wait_for_port(self.port);
-    }
+                format!("sqlite://{}", dir.join("orders.db").display()),
+            ),
+        ],
+    )
+}
 
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    /// `http_requests_total` of this replica for `route` (all methods and statuses).
-    pub fn requests(&self, route: &str) -> u64 {
-        let text = get_text(self.addr(), "/metrics");
-        text.lines()
-            .filter(|l| {
-                l.starts_with("http_requests_total{") && l.contains(&format!("route=\"{route}\""))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
+/// `http_requests_total` of `api` for `route` (all methods and statuses).
+pub fn requests(api: &Api, route: &str) -> u64 {
+    let text = get_text(api.addr, "/metrics");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("http_requests_total{") && l.contains(&format!("route=\"{route}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 pub struct Lb {
@@ -129,7 +46,7 @@ impl Lb {
     pub fn start(dir: &Path, upstreams: &[SocketAddr], extra: &[(&str, &str)]) -> Self {
         let (port, admin) = (free_port(), free_port());
         let list: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lb"));
+        let mut command = Command::new(harness::binary("lb"));
         command
             .env_clear()
             .env("APP__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -183,33 +100,6 @@ impl Lb {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-pub fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A GET over a fresh connection; the body as text.
-pub fn get_text(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }
 
 /// A trivial upstream: answers every request 200 with a small JSON body and keeps the request

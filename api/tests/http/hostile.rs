@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_body, raw_http, reference_order, spawn_app, spawn_app_with};
+use crate::common::{TestApp, error_body, raw_http, reference_order, spawn_app, spawn_app_with};
 
 async fn post_raw(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
     app.client

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{error_body, reference_order, spawn_app, spawn_app_with};
+use crate::common::{
+    error_body, reference_order, spawn_app, spawn_app_with, spawn_sqlite_app_with,
+};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_with_the_instance() {
@@ -95,7 +97,7 @@ async fn a_request_id_is_kept_or_created_and_echoed() {
 /// quickly, reads go on (WAL), and writes succeed again once the lock is gone.
 #[tokio::test]
 async fn sqlite_a_write_blocked_by_another_process_lock_is_503_then_recovers() {
-    let app = spawn_app_with(|s| s.store.busy_timeout_ms = 300).await;
+    let app = spawn_sqlite_app_with(|s| s.store.busy_timeout_ms = 300).await;
     let created = app.create(&reference_order()).await;
     let path = app.dir.path().join("orders.db");
     let locker = rusqlite::Connection::open(&path).unwrap();

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // shared by several test crates, each using part of it
 //! Test pictures, made in memory: real encoders' output, plus the broken and hostile kinds.
 
 use std::io::Cursor;

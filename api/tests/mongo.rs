@@ -1,23 +1,23 @@
 //! What only the MongoDB backend must do: serve the reference service's documents, and ride out
 //! an outage of the server.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
 
-use crate::helpers::{error_body, reference_order, spawn_app_with};
-use crate::mongo_support;
+use harness::mongo::{self, MongoServer};
+
+use crate::common::{error_body, mongo_store, reference_order, spawn_app_with};
 
 #[tokio::test]
 async fn documents_written_by_the_reference_service_are_served() {
-    let Some(uri) = mongo_support::uri() else {
+    let Some(uri) = mongo::uri() else {
         return;
     };
-    let settings = mongo_support::settings(&uri);
+    let settings = mongo_store(&uri);
     let store = settings.clone();
     let app = spawn_app_with(move |s| s.store = store).await;
     let collection = mongodb::Client::with_uri_str(&uri)
@@ -87,90 +87,15 @@ async fn documents_written_by_the_reference_service_are_served() {
         "shipped",
         "an update keeps unknown fields"
     );
-    mongo_support::drop_database(&uri, &settings.database).await;
-}
-
-/// A SecantusDB server process of this test's own, on a fixed port and folder so that it can
-/// be stopped and started again in place.
-struct TestServer {
-    binary: PathBuf,
-    port: u16,
-    storage: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl TestServer {
-    fn start(binary: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            binary: binary.to_owned(),
-            port,
-            storage: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        server.restart();
-        server
-    }
-
-    fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}/", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(&self.binary)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .arg("--storage-path")
-            .arg(self.storage.path())
-            .args(["--log-file-max", "8MB"])
-            .current_dir(self.storage.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "the test server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = child.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    mongo::drop_database(&uri, &settings.database).await;
 }
 
 #[tokio::test]
 async fn an_outage_answers_503_quickly_and_the_service_recovers_by_itself() {
-    let Some(binary) = mongo_support::server_binary() else {
+    let Some(mut server) = MongoServer::start() else {
         return;
     };
-    let mut server = TestServer::start(&binary);
-    let settings = mongo_support::settings(&server.uri());
+    let settings = mongo_store(&server.uri());
     let timeout = Duration::from_millis(settings.server_selection_timeout_ms);
     let app = spawn_app_with(move |s| s.store = settings).await;
     let created = app.create(&reference_order()).await;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_body, reference_order, spawn_app, spawn_app_with};
+use crate::common::{TestApp, error_body, reference_order, spawn_app, spawn_app_with};
 
 fn with(field: &str, value: Value) -> Value {
     let mut body = reference_order();

@@ -4,8 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, error_body, raw_http, spawn_app, spawn_app_with};
-use crate::pictures::{self, form};
+use crate::common::{TestApp, error_body, raw_http, spawn_app, spawn_app_with};
+use harness::pictures::{self, form};
 
 async fn upload(app: &TestApp, bytes: &[u8], name: &str) -> reqwest::Response {
     app.client

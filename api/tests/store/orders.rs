@@ -1,5 +1,5 @@
 //! What every `OrderStore` backend must do. Each backend module calls `order_store_suite!` with an
-//! async function returning a fresh, empty store (or `None` when its server is not available),
+//! async function returning fresh, empty stores (or `None` when its server is not available),
 //! so the same cases run against every backend under the backend's own module name.
 
 use std::collections::HashSet;
@@ -211,10 +211,12 @@ pub async fn a_reachable_store_answers_ping(store: &dyn OrderStore) {
     store.ping().await.unwrap();
 }
 
-/// Declares one test per case above, each on a fresh store from `$open`.
+/// Declares one test per case above, each on fresh stores from `$open`.
 macro_rules! order_store_suite {
     ($open:path) => {
-        order_store_suite!(@cases $open;
+        mod orders {
+            use super::*;
+            order_store_suite!(@cases $open;
             an_inserted_order_is_read_back_unchanged,
             an_unknown_id_is_absent,
             an_update_changes_only_the_given_fields,
@@ -228,14 +230,15 @@ macro_rules! order_store_suite {
             orders_written_while_paging_do_not_cause_repeats,
             clear_removes_every_order,
             a_reachable_store_answers_ping,
-        );
+            );
+        }
     };
     (@cases $open:path; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
                 let Some(backend) = $open().await else { return };
-                crate::suite::$case(&*backend.store).await;
+                crate::orders::$case(&*backend.stores.orders).await;
                 backend.finish().await;
             }
         )+

@@ -1,9 +1,12 @@
+#![allow(dead_code)] // each test binary uses part of it
+//! What the api's test binaries share: the app started in-process on port 0 (on a fresh SQLite
+//! file, or a fresh MongoDB database when `ORDERS_TEST_BACKEND=mongodb`), the reference clients'
+//! order, and checks of error answers.
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::config::Settings;
+use api::config::{Settings, StoreSettings};
 use api::startup::Application;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
@@ -25,20 +28,39 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
-/// Starts the app in this test's runtime on port 0 with a fresh SQLite file.
+/// Store settings on `uri` and a fresh database, with short timeouts.
+pub fn mongo_store(uri: &str) -> StoreSettings {
+    let mut settings = Settings::default().store;
+    settings.uri = uri.to_owned();
+    settings.database = harness::mongo::unique_database();
+    settings.server_selection_timeout_ms = 1500;
+    settings.connect_timeout_ms = 1000;
+    settings
+}
+
+/// Starts the app in this test's runtime on port 0, on the backend the test run selects.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(harness::mongo::selected(), customise).await
+}
+
+/// On a SQLite file whatever the run selects: for what only SQLite does.
+pub async fn spawn_sqlite_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn(false, customise).await
+}
+
+async fn spawn(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
     settings.store.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
     settings.images.blob_dir = dir.path().join("blobs");
-    if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
-        let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
-        settings.store = crate::mongo_support::settings(&uri);
+    if on_mongo {
+        let uri = harness::mongo::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
+        settings.store = mongo_store(&uri);
     }
     customise(&mut settings);
     // A store other than SQLite has no queue table: the app gets a SQLite queue file of its own.
@@ -134,94 +156,6 @@ pub async fn error_body(response: Response, status: u16) -> Value {
         "no message in {body}"
     );
     body
-}
-
-/// A real `api` process, killed when dropped. Its log goes to a file in its folder.
-pub struct ApiProcess {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub log: PathBuf,
-}
-
-impl ApiProcess {
-    /// Starts the binary with `APP__…` variables, waiting (bounded) for its "listening" line.
-    pub fn start(dir: &Path, name: &str, env: &[(&str, String)]) -> Self {
-        let mut env = env.to_vec();
-        env.insert(0, ("APP__SERVER__INSTANCE", name.to_owned()));
-        Self::start_with_args(dir, &[], &env)
-    }
-
-    pub fn start_with_args(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
-        let name = env
-            .iter()
-            .find(|(k, _)| *k == "APP__SERVER__INSTANCE")
-            .map_or("api", |(_, v)| v.as_str());
-        let log = dir.join(format!("{name}.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
-        command
-            .env_clear()
-            .env("APP__SERVER__LISTEN", "127.0.0.1:0")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .args(args)
-            .current_dir(dir);
-        let (child, addr) = start_logged(command, name, &log, listening_addr);
-        Self { child, addr, log }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Waits (bounded) for the process to exit.
-    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
-        crate::servers::wait_for_exit(&mut self.child, Duration::from_secs(15))
-    }
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `command` with its stdout in `log` and waits (bounded) until `ready` finds what it
-/// looks for in the log; fails with the log if the process exits first.
-pub fn start_logged<T>(
-    mut command: Command,
-    name: &str,
-    log: &Path,
-    ready: impl Fn(&str) -> Option<T>,
-) -> (Child, T) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(found) = ready(&text) {
-            return (child, found);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("{name} exited with {status} before starting:\n{text}");
-        }
-        assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The address in the "listening" log line, text (`addr=…`) or JSON (`"addr":"…"`).
-fn listening_addr(log: &str) -> Option<SocketAddr> {
-    let line = log.lines().find(|l| l.contains("listening on http://"))?;
-    let start = line.find("http://")? + "http://".len();
-    let rest = &line[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
 }
 
 /// Sends `request` as raw bytes on a new connection and reads the whole answer (bounded).

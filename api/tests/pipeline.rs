@@ -1,5 +1,7 @@
 //! The image path end to end with real processes: the `api` binary, `worker` binaries and, for
-//! the Redis queue, a real `redis-server`. Orders' store follows `ORDERS_TEST_BACKEND`.
+//! the Redis queue, a real `redis-server`. The store follows `ORDERS_TEST_BACKEND`.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +10,10 @@ use reqwest::Client;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::helpers::{ApiProcess, client, error_body};
-use crate::pictures::{self, decode, form};
-use crate::servers::{RedisServer, WorkerProcess, redis_binary, signal, wait_for_exit};
+use harness::pictures::{self, decode, form};
+use harness::{Api, RedisServer, Worker};
+
+use crate::common::{client, error_body};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Queue {
@@ -22,7 +25,7 @@ struct Pipeline {
     dir: TempDir,
     env: Vec<(&'static str, String)>,
     redis: Option<RedisServer>,
-    api: ApiProcess,
+    api: Api,
     http: Client,
 }
 
@@ -40,13 +43,10 @@ impl Pipeline {
             ("APP__QUEUE__RETRY_MAX_MS", "200".into()),
         ];
         let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-        if std::env::var("ORDERS_TEST_BACKEND").is_ok_and(|b| b == "mongodb") {
-            let uri = crate::mongo_support::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
+        if harness::mongo::selected() {
+            let uri = harness::mongo::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
             env.push(("APP__STORE__URI", uri));
-            env.push((
-                "APP__STORE__DATABASE",
-                crate::mongo_support::unique_database(),
-            ));
+            env.push(("APP__STORE__DATABASE", harness::mongo::unique_database()));
             env.push(("APP__QUEUE__URL", sqlite("queue.db")));
         } else {
             env.push(("APP__STORE__URI", sqlite("orders.db")));
@@ -54,14 +54,14 @@ impl Pipeline {
         let redis = match queue {
             Queue::Sqlite => None,
             Queue::Redis => {
-                let server = RedisServer::start(redis_binary()?, &dir.path().join("redis"));
+                let server = RedisServer::start(&dir.path().join("redis"))?;
                 env.retain(|(key, _)| *key != "APP__QUEUE__URL");
                 env.push(("APP__QUEUE__URL", server.url()));
                 Some(server)
             }
         };
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let api = ApiProcess::start(dir.path(), "api-1", &env);
+        let api = Api::start(dir.path(), "api-1", &env);
         Some(Self {
             dir,
             env,
@@ -71,8 +71,8 @@ impl Pipeline {
         })
     }
 
-    fn worker(&self, name: &str) -> WorkerProcess {
-        WorkerProcess::start(self.dir.path(), name, &self.env)
+    fn worker(&self, name: &str) -> Worker {
+        Worker::start(self.dir.path(), name, &self.env)
     }
 
     async fn upload(&self, bytes: &[u8]) -> reqwest::Response {
@@ -230,7 +230,7 @@ async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
     // The worker is still working.
     let status = pipeline.settled(&good, Duration::from_secs(30)).await;
     assert_eq!(status["status"], "done");
-    assert!(worker.log_text().contains("will retry"));
+    assert!(worker.process.output().contains("will retry"));
 }
 
 #[tokio::test]
@@ -254,21 +254,25 @@ async fn no_job_is_lost_when_a_worker_dies(queue: Queue) {
     for _ in 0..200 {
         ids.push(pipeline.upload_ok(&picture).await);
     }
-    let mut workers: Vec<WorkerProcess> = (1..=3)
+    let mut workers: Vec<Worker> = (1..=3)
         .map(|i| pipeline.worker(&format!("worker-{i}")))
         .collect();
     // Kill one once work is under way, while it holds jobs.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let done = workers[0].log_text().matches("thumbnail done").count();
+        let done = workers[0]
+            .process
+            .output()
+            .matches("thumbnail done")
+            .count();
         if done >= 5 {
             break;
         }
         assert!(Instant::now() < deadline, "worker-1 made no thumbnails");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    signal(&workers[0].child, "KILL");
-    wait_for_exit(&mut workers[0].child, Duration::from_secs(5));
+    workers[0].process.signal("KILL");
+    workers[0].process.wait_for_exit(Duration::from_secs(5));
 
     let mut started_twice = 0;
     for id in &ids {
@@ -375,17 +379,17 @@ async fn a_worker_stops_cleanly_on_sigterm() {
         "done"
     );
     let started = Instant::now();
-    signal(&worker.child, "TERM");
-    let status = wait_for_exit(&mut worker.child, Duration::from_secs(10));
+    worker.process.signal("TERM");
+    let status = worker.process.wait_for_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(worker.log_text().contains("stopped"));
+    assert!(worker.process.output().contains("stopped"));
 }
 
 #[test]
 fn a_worker_with_a_bad_setting_names_it_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_worker"))
+    let output = std::process::Command::new(harness::binary("worker"))
         .env_clear()
         .env("APP__WORKER__CONCURRENCY", "0")
         .current_dir(dir.path())
@@ -394,4 +398,20 @@ fn a_worker_with_a_bad_setting_names_it_and_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("worker.concurrency"), "{stderr}");
+}
+
+/// A worker cannot work without a queue: beside MongoDB with no queue URL it names the setting.
+#[test]
+fn a_worker_on_mongodb_without_a_queue_url_names_it_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(harness::binary("worker"))
+        .env_clear()
+        .env("APP__STORE__URI", "mongodb://127.0.0.1:9/")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("queue.url"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

@@ -1,5 +1,8 @@
-//! The real `api` binary: configuration layers and errors, replicas sharing one SQLite file,
-//! structured logs, and graceful shutdown.
+//! The real `api` binary: configuration layers and errors, settings meant for other binaries,
+//! replicas sharing one SQLite file, structured logs, graceful shutdown, and MongoDB without a
+//! job queue.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ApiProcess, client, reference_order};
+use harness::{Api, pictures};
+
+use crate::common::{client, error_body, reference_order};
 
 fn sqlite_uri(dir: &std::path::Path) -> String {
     format!("sqlite://{}", dir.join("shared/orders.db").display())
@@ -17,7 +22,7 @@ fn sqlite_uri(dir: &std::path::Path) -> String {
 /// Runs the binary expecting it to refuse to start; returns its stderr.
 fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_api"))
+    let output = Command::new(harness::binary("api"))
         .env_clear()
         .env("APP__SERVER__LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
@@ -71,8 +76,9 @@ async fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
         "[server]\ninstance = \"from-file\"\nbody_limit = 100\n[log]\nformat = \"json\"\n",
     )
     .unwrap();
-    let process = ApiProcess::start_with_args(
+    let process = Api::start_with_args(
         dir.path(),
+        "from-file",
         &["--config", file.to_str().unwrap()],
         &[
             ("APP__SERVER__INSTANCE", "from-env".into()),
@@ -103,8 +109,8 @@ async fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
 async fn two_replicas_on_one_sqlite_file_see_each_others_writes() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("APP__STORE__URI", sqlite_uri(dir.path()))];
-    let one = ApiProcess::start(dir.path(), "api-1", &env);
-    let two = ApiProcess::start(dir.path(), "api-2", &env);
+    let one = Api::start(dir.path(), "api-1", &env);
+    let two = Api::start(dir.path(), "api-2", &env);
     let http = client();
     let created: Value = http
         .post(one.url("/orders"))
@@ -146,7 +152,7 @@ async fn two_replicas_on_one_sqlite_file_see_each_others_writes() {
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
     let dir = tempfile::tempdir().unwrap();
-    let process = ApiProcess::start(
+    let process = Api::start(
         dir.path(),
         "api-json",
         &[
@@ -163,7 +169,7 @@ async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
     assert_eq!(response.status(), 200);
     let mut request_lines = Vec::new();
     for _ in 0..100 {
-        let text = std::fs::read_to_string(&process.log).unwrap();
+        let text = process.process.output();
         request_lines = text
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
@@ -191,7 +197,7 @@ async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
 #[test]
 fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = ApiProcess::start(
+    let mut process = Api::start(
         dir.path(),
         "api-term",
         &[("APP__STORE__URI", sqlite_uri(dir.path()))],
@@ -210,26 +216,19 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     .unwrap();
     stream.flush().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = process.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    process.process.signal("TERM");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        process.child.try_wait().unwrap().is_none(),
+        process.process.exited().is_none(),
         "exited with a request in flight"
     );
     stream.write_all(tail.as_bytes()).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let status = process.wait_for_exit();
+    let status = process.process.wait_for_exit(Duration::from_secs(15));
     assert!(status.success(), "{status}");
-    let log = std::fs::read_to_string(&process.log).unwrap();
+    let log = process.process.output();
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }
@@ -239,7 +238,7 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
 #[tokio::test]
 async fn a_mongodb_password_never_reaches_answers_or_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let process = ApiProcess::start(
+    let process = Api::start(
         dir.path(),
         "api-secret",
         &[
@@ -267,21 +266,113 @@ async fn a_mongodb_password_never_reaches_answers_or_logs() {
         .unwrap();
     assert_eq!(get.status(), 503);
     let body = body + &get.text().await.unwrap();
-    let jpeg = crate::pictures::jpeg(8, 8);
+    let jpeg = pictures::jpeg(8, 8);
     let upload = http
         .post(process.url("/images"))
-        .multipart(crate::pictures::form(&jpeg, "a.jpg"))
+        .multipart(pictures::form(&jpeg, "a.jpg"))
         .send()
         .await
         .unwrap();
     assert_eq!(upload.status(), 503);
     let body = body + &upload.text().await.unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let log = std::fs::read_to_string(&process.log).unwrap();
+    let log = process.process.output();
     assert!(
         log.contains("shop:***@"),
         "the redacted URI is logged: {log}"
     );
     assert!(!body.contains("Sup3rSecretPw"), "{body}");
     assert!(!log.contains("Sup3rSecretPw"), "{log}");
+}
+
+/// The local stack hands every process the same environment: a setting of `lb` is skipped by
+/// the api with one warning naming it, while a key no binary knows still stops start-up.
+#[tokio::test]
+async fn another_binarys_setting_is_skipped_with_a_warning_and_an_unknown_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = Api::start(
+        dir.path(),
+        "api-mixed",
+        &[
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+            ("APP__RETRIES__MAX", "1".into()),
+            (
+                "APP__UPSTREAMS__ADDRESSES",
+                "127.0.0.1:1,127.0.0.1:2".into(),
+            ),
+        ],
+    );
+    let ready = client().get(process.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let log = process.process.output();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(
+        warnings.iter().any(|l| l.contains("APP__RETRIES__MAX")),
+        "{log}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("APP__UPSTREAMS__ADDRESSES")),
+        "{log}"
+    );
+
+    let stderr = refused_start(&[], &[("APP__RETRIES__MAXX", "1")]);
+    assert!(stderr.contains("APP__RETRIES__MAXX"), "{stderr}");
+}
+
+/// On MongoDB with no queue URL the api starts and serves orders; uploads answer 503 JSON
+/// saying that no queue is configured.
+#[tokio::test]
+async fn on_mongodb_without_a_queue_orders_work_and_uploads_say_no_queue() {
+    let Some(uri) = harness::mongo::uri() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = harness::mongo::unique_database();
+    let process = Api::start(
+        dir.path(),
+        "api-no-queue",
+        &[
+            ("APP__STORE__URI", uri.clone()),
+            ("APP__STORE__DATABASE", database.clone()),
+        ],
+    );
+    let http = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http
+        .get(process.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = http
+        .post(process.url("/orders"))
+        .json(&reference_order())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let upload = http
+        .post(process.url("/images"))
+        .multipart(pictures::form(&pictures::jpeg(8, 8), "a.jpg"))
+        .send()
+        .await
+        .unwrap();
+    let body = error_body(upload, 503).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no job queue is configured"),
+        "{body}"
+    );
+    assert!(process.process.output().contains("queue=none"));
+    harness::mongo::drop_database(&uri, &database).await;
 }

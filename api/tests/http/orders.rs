@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{error_body, reference_order, spawn_app};
+use crate::common::{error_body, reference_order, spawn_app};
 
 #[tokio::test]
 async fn post_creates_an_order_with_201_location_and_the_reference_message() {

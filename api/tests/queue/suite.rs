@@ -1,0 +1,177 @@
+//! What every `JobQueue` backend must do. Each backend module calls `job_queue_suite!` with an
+//! async function returning a fresh, empty queue with a lease of [`LEASE`] (or `None` when its
+//! server is not installed), so the same cases run against every backend.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::images::ImageId;
+use api::queue::{Delivery, JobQueue, QueueError};
+
+/// Short, so that an expired lease can be seen within a test.
+pub const LEASE: Duration = Duration::from_millis(600);
+
+async fn claim(queue: &dyn JobQueue, consumer: &str) -> Option<Delivery> {
+    queue.claim(consumer).await.unwrap()
+}
+
+/// Claims until a job comes (bounded).
+async fn claim_soon(queue: &dyn JobQueue, consumer: &str, limit: Duration) -> Delivery {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(delivery) = claim(queue, consumer).await {
+            return delivery;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no job for {consumer} in {limit:?}"
+        );
+    }
+}
+
+fn lease_lost(outcome: Result<(), QueueError>) -> bool {
+    matches!(outcome, Err(QueueError::LeaseLost))
+}
+
+pub async fn a_job_is_claimed_then_acknowledged_once(queue: &dyn JobQueue) {
+    let image = ImageId::generate();
+    queue.enqueue(image).await.unwrap();
+    let delivery = claim_soon(queue, "a", Duration::from_secs(5)).await;
+    assert_eq!(delivery.image, image);
+    queue.ack(&delivery).await.unwrap();
+    assert_eq!(claim(queue, "b").await, None, "an acknowledged job is gone");
+    assert!(
+        lease_lost(queue.ack(&delivery).await),
+        "a second ack is refused"
+    );
+}
+
+pub async fn retry_after_delays_the_next_claim(queue: &dyn JobQueue) {
+    let image = ImageId::generate();
+    queue.enqueue(image).await.unwrap();
+    let delivery = claim_soon(queue, "a", Duration::from_secs(5)).await;
+    let delay = Duration::from_millis(1500);
+    let handed_back = Instant::now();
+    queue.retry_after(&delivery, delay).await.unwrap();
+    assert_eq!(claim(queue, "b").await, None, "not due yet");
+    let again = claim_soon(queue, "b", Duration::from_secs(10)).await;
+    assert!(
+        handed_back.elapsed() >= delay,
+        "due after {:?}",
+        handed_back.elapsed()
+    );
+    assert_eq!(again.image, image);
+    queue.retry_after(&again, Duration::ZERO).await.unwrap();
+    let at_once = claim_soon(queue, "c", Duration::from_secs(5)).await;
+    assert_eq!(at_once.image, image);
+    queue.ack(&at_once).await.unwrap();
+}
+
+pub async fn renewing_keeps_the_lease(queue: &dyn JobQueue) {
+    queue.enqueue(ImageId::generate()).await.unwrap();
+    let held = claim_soon(queue, "a", Duration::from_secs(5)).await;
+    let started = Instant::now();
+    while started.elapsed() < LEASE * 4 {
+        queue.renew(&held).await.unwrap();
+        // Each claim waits about a second for work; renewals keep coming in between.
+        let renewing = async {
+            loop {
+                tokio::time::sleep(LEASE / 4).await;
+                queue.renew(&held).await.unwrap();
+            }
+        };
+        tokio::select! {
+            taken = claim(queue, "b") => assert_eq!(taken, None, "a renewed job was taken over"),
+            () = renewing => {}
+        }
+    }
+    queue.ack(&held).await.unwrap();
+}
+
+pub async fn an_expired_lease_is_taken_over_and_the_old_holder_loses_the_job(queue: &dyn JobQueue) {
+    let image = ImageId::generate();
+    queue.enqueue(image).await.unwrap();
+    let old = claim_soon(queue, "a", Duration::from_secs(5)).await;
+    tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
+    let new = claim_soon(queue, "b", Duration::from_secs(5)).await;
+    assert_eq!(new.image, image);
+    assert!(
+        lease_lost(queue.renew(&old).await),
+        "the old holder renewed"
+    );
+    assert!(
+        lease_lost(queue.ack(&old).await),
+        "the old holder acknowledged"
+    );
+    assert!(
+        lease_lost(queue.retry_after(&old, Duration::ZERO).await),
+        "the old holder handed it back"
+    );
+    queue.renew(&new).await.unwrap();
+    queue.ack(&new).await.unwrap();
+    assert_eq!(claim(queue, "c").await, None, "the job is done once");
+}
+
+pub async fn concurrent_claimers_never_get_the_same_job_twice(queue: Arc<dyn JobQueue>) {
+    let jobs = 40;
+    let mut enqueued = HashSet::new();
+    for _ in 0..jobs {
+        let image = ImageId::generate();
+        queue.enqueue(image).await.unwrap();
+        enqueued.insert(image);
+    }
+    let claimers: Vec<_> = (0..8)
+        .map(|i| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(delivery) = queue.claim(&format!("claimer-{i}")).await.unwrap() {
+                    got.push(delivery.image);
+                    queue.ack(&delivery).await.unwrap();
+                }
+                got
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.unwrap());
+    }
+    let distinct: HashSet<ImageId> = claimed.iter().copied().collect();
+    assert_eq!(
+        claimed.len(),
+        jobs,
+        "{} deliveries for {jobs} jobs",
+        claimed.len()
+    );
+    assert_eq!(distinct, enqueued);
+}
+
+/// Declares one test per case above, each on a fresh queue from `$open`.
+macro_rules! job_queue_suite {
+    ($open:path) => {
+        job_queue_suite!(@cases $open;
+            a_job_is_claimed_then_acknowledged_once,
+            retry_after_delays_the_next_claim,
+            renewing_keeps_the_lease,
+            an_expired_lease_is_taken_over_and_the_old_holder_loses_the_job,
+        );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_claimers_never_get_the_same_job_twice() {
+            let Some(backend) = $open().await else { return };
+            crate::suite::concurrent_claimers_never_get_the_same_job_twice(backend.queue.clone())
+                .await;
+        }
+    };
+    (@cases $open:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(backend) = $open().await else { return };
+                crate::suite::$case(&*backend.queue).await;
+            }
+        )+
+    };
+}

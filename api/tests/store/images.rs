@@ -1,0 +1,172 @@
+//! What every `ImageStore` backend must do: keep an upload's record and move it through its
+//! states as workers report. Each backend module calls `image_store_suite!` with the same opener
+//! as the order suite.
+
+use api::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
+use api::orders::truncate_to_millis;
+use api::store::{ImageStore, StoreError};
+use chrono::{DateTime, Duration, Utc};
+
+fn now() -> DateTime<Utc> {
+    truncate_to_millis(Utc::now())
+}
+
+fn upload() -> Image {
+    let original = Picture {
+        format: ImageFormat::Jpeg,
+        width: 1600,
+        height: 1200,
+        bytes: 345_678,
+    };
+    Image::queued(ImageId::generate(), original, now())
+}
+
+fn thumbnail() -> Picture {
+    Picture {
+        format: ImageFormat::Png,
+        width: 300,
+        height: 225,
+        bytes: 12_345,
+    }
+}
+
+async fn stored(store: &dyn ImageStore, id: ImageId) -> Image {
+    store
+        .get_image(id)
+        .await
+        .unwrap()
+        .expect("the image is stored")
+}
+
+pub async fn an_inserted_image_is_read_back_unchanged(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    assert_eq!(stored(store, image.id).await, image);
+}
+
+pub async fn an_unknown_image_is_absent(store: &dyn ImageStore) {
+    store.insert_image(&upload()).await.unwrap();
+    let unknown = ImageId::generate();
+    assert_eq!(store.get_image(unknown).await.unwrap(), None);
+    assert_eq!(store.start_attempt(unknown, now()).await.unwrap(), None);
+}
+
+pub async fn inserting_a_duplicate_id_is_a_conflict(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    let outcome = store.insert_image(&image).await;
+    assert!(
+        matches!(outcome, Err(StoreError::Conflict(_))),
+        "{outcome:?}"
+    );
+}
+
+pub async fn each_start_counts_an_attempt_and_marks_it_processing(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    let later = image.created_at + Duration::seconds(3);
+    let first = store.start_attempt(image.id, later).await.unwrap().unwrap();
+    assert_eq!(first.status, ImageStatus::Processing);
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.updated_at, later);
+    assert_eq!(first.created_at, image.created_at);
+    // A worker that died left it `processing`: the next one starts it again.
+    let second = store.start_attempt(image.id, later).await.unwrap().unwrap();
+    assert_eq!(second.attempts, 2);
+    assert_eq!(stored(store, image.id).await, second);
+}
+
+pub async fn finishing_records_the_thumbnail_and_clears_the_error(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    store.start_attempt(image.id, now()).await.unwrap();
+    store
+        .fail_attempt(image.id, "the disk was full", false, now())
+        .await
+        .unwrap();
+    store.start_attempt(image.id, now()).await.unwrap();
+    let done_at = now() + Duration::seconds(1);
+    store
+        .finish_image(image.id, thumbnail(), done_at)
+        .await
+        .unwrap();
+    let done = stored(store, image.id).await;
+    assert_eq!(done.status, ImageStatus::Done);
+    assert_eq!(done.thumbnail, Some(thumbnail()));
+    assert_eq!(done.error, None);
+    assert_eq!(done.attempts, 2);
+    assert_eq!(done.original, image.original);
+    assert_eq!(done.updated_at, done_at);
+}
+
+pub async fn a_failed_attempt_is_queued_again_or_failed_when_last(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    store.start_attempt(image.id, now()).await.unwrap();
+    store
+        .fail_attempt(image.id, "cannot decode", false, now())
+        .await
+        .unwrap();
+    let again = stored(store, image.id).await;
+    assert_eq!(again.status, ImageStatus::Queued);
+    assert_eq!(again.error.as_deref(), Some("cannot decode"));
+    store.start_attempt(image.id, now()).await.unwrap();
+    store
+        .fail_attempt(image.id, "still cannot decode", true, now())
+        .await
+        .unwrap();
+    let failed = stored(store, image.id).await;
+    assert_eq!(failed.status, ImageStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("still cannot decode"));
+    assert_eq!(failed.thumbnail, None);
+    // A failed image is not started again.
+    let start = store.start_attempt(image.id, now()).await.unwrap().unwrap();
+    assert_eq!(start, failed);
+}
+
+pub async fn a_done_image_stays_done(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    store.start_attempt(image.id, now()).await.unwrap();
+    store
+        .finish_image(image.id, thumbnail(), now())
+        .await
+        .unwrap();
+    let done = stored(store, image.id).await;
+    // A second worker that held the same job reports late.
+    store
+        .fail_attempt(image.id, "late failure", true, now() + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(stored(store, image.id).await, done);
+    let start = store.start_attempt(image.id, now()).await.unwrap().unwrap();
+    assert_eq!(start, done, "starting a done image changes nothing");
+}
+
+/// Declares one test per case above, each on fresh stores from `$open`.
+macro_rules! image_store_suite {
+    ($open:path) => {
+        mod images {
+            use super::*;
+            image_store_suite!(@cases $open;
+                an_inserted_image_is_read_back_unchanged,
+                an_unknown_image_is_absent,
+                inserting_a_duplicate_id_is_a_conflict,
+                each_start_counts_an_attempt_and_marks_it_processing,
+                finishing_records_the_thumbnail_and_clears_the_error,
+                a_failed_attempt_is_queued_again_or_failed_when_last,
+                a_done_image_stays_done,
+            );
+        }
+    };
+    (@cases $open:path; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(backend) = $open().await else { return };
+                crate::images::$case(&*backend.stores.images).await;
+                backend.finish().await;
+            }
+        )+
+    };
+}
