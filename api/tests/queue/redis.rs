@@ -3,27 +3,37 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::queue::RedisQueue;
+use api::queue::{JobQueue, RedisQueue};
 use harness::RedisServer;
 use tempfile::TempDir;
 
 use crate::suite::LEASE;
 
 pub struct Backend {
-    pub queue: Arc<dyn api::queue::JobQueue>,
-    _server: RedisServer,
+    pub queue: Arc<dyn JobQueue>,
+    server: RedisServer,
     _dir: TempDir,
 }
 
 pub async fn open() -> Option<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let server = RedisServer::start(dir.path())?;
-    let queue = RedisQueue::open(&server.url(), "test", LEASE, Duration::from_secs(2)).unwrap();
     Some(Backend {
-        queue: Arc::new(queue),
-        _server: server,
+        queue: handle(&server),
+        server,
         _dir: dir,
     })
+}
+
+fn handle(server: &RedisServer) -> Arc<dyn JobQueue> {
+    Arc::new(RedisQueue::open(&server.url(), "test", LEASE, Duration::from_secs(2)).unwrap())
+}
+
+impl Backend {
+    /// Another handle on the same server, as another worker process would open.
+    pub async fn another(&self) -> Arc<dyn JobQueue> {
+        handle(&self.server)
+    }
 }
 
 job_queue_suite!(open);

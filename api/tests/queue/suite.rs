@@ -113,7 +113,9 @@ pub async fn an_expired_lease_is_taken_over_and_the_old_holder_loses_the_job(que
     assert_eq!(claim(queue, "c").await, None, "the job is done once");
 }
 
-pub async fn concurrent_claimers_never_get_the_same_job_twice(queue: Arc<dyn JobQueue>) {
+/// `queues`: one handle per claimer on the same backend, as separate worker processes have.
+pub async fn concurrent_claimers_never_get_the_same_job_twice(queues: Vec<Arc<dyn JobQueue>>) {
+    let queue = &queues[0];
     let jobs = 40;
     let mut enqueued = HashSet::new();
     for _ in 0..jobs {
@@ -121,8 +123,10 @@ pub async fn concurrent_claimers_never_get_the_same_job_twice(queue: Arc<dyn Job
         queue.enqueue(image).await.unwrap();
         enqueued.insert(image);
     }
-    let claimers: Vec<_> = (0..8)
-        .map(|i| {
+    let claimers: Vec<_> = queues
+        .iter()
+        .enumerate()
+        .map(|(i, queue)| {
             let queue = queue.clone();
             tokio::spawn(async move {
                 let mut got = Vec::new();
@@ -161,8 +165,11 @@ macro_rules! job_queue_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_claimers_never_get_the_same_job_twice() {
             let Some(backend) = $open().await else { return };
-            crate::suite::concurrent_claimers_never_get_the_same_job_twice(backend.queue.clone())
-                .await;
+            let mut queues = vec![backend.queue.clone()];
+            for _ in 1..8 {
+                queues.push(backend.another().await);
+            }
+            crate::suite::concurrent_claimers_never_get_the_same_job_twice(queues).await;
         }
     };
     (@cases $open:path; $($case:ident),+ $(,)?) => {
