@@ -268,13 +268,13 @@ def count_pending(db):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--size", type=int, default=300)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--orders-rate", type=int, default=2000)
     parser.add_argument("--worker-priority", choices=["idle", "nice", "normal"], default="idle",
                         help="idle: SCHED_IDLE (chrt --idle 0); nice: nice 10; normal")
+    parser.add_argument("--repeat", type=int, default=15, help="resizes timed per photo and tool")
+    parser.add_argument("--size", type=int, default=300, help="the thumbnail's box, in pixels")
+    parser.add_argument("--seconds", type=int, default=10, help="length of one load round")
+    parser.add_argument("--rounds", type=int, default=3, help="load rounds per worker setting")
+    parser.add_argument("--orders-rate", type=int, default=2000, help="GET /orders/{id} per second")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-resize", action="store_true")
     args = parser.parse_args()

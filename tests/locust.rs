@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{Process, Stack};
+use harness::{Fetch, Process, Stack};
 
 /// The load-test smoke run: the stack from the main command (2 replicas, 2 workers), the seed
 /// loaded, a short headless Locust run of each user class with 0 failures, then a clean stop
@@ -33,12 +33,8 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
     assert!(seeded.success(), "seed reset failed");
     let page: serde_json::Value = client
         .get(format!("{host}/orders?limit=1000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(page["orders"].as_array().unwrap().len(), 1000);
 
     for class in ["ReferenceUser", "CrudUser", "ImageUser"] {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{Stack, mongo, pictures};
+use harness::{Fetch, Stack, mongo, pictures};
 use serde_json::{Value, json};
 
 /// Where the stack keeps its orders, and how the test reads them back without it.
@@ -48,9 +48,8 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
             "product": "Laptop", "quantity": 1,
             "customer_name": "John Doe", "customer_address": "123 Main St"
         }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(created.status(), 201);
     let id = created.json::<Value>().await.unwrap()["order"]["_id"]
         .as_str()
@@ -59,9 +58,8 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     for _ in 0..10 {
         let read = client
             .get(stack.url(&format!("/orders/{id}")))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(read.status(), 200);
     }
     match &store {
@@ -103,9 +101,8 @@ async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stac
     let accepted = client
         .post(stack.url("/images"))
         .multipart(pictures::form(&pictures::jpeg(640, 480), "a.jpg"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(accepted.status(), 202);
     let status_url: String = accepted.json::<Value>().await.unwrap()["status_url"]
         .as_str()
@@ -113,14 +110,7 @@ async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stac
         .to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status: Value = client
-            .get(stack.url(&status_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: Value = client.get(stack.url(&status_url)).fetch_json().await;
         if status["status"] == "done" {
             assert_eq!(status["thumbnail"]["width"], 300);
             return;

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod config;
 pub mod http;
+mod ids;
 pub mod images;
 pub mod orders;
 pub mod queue;

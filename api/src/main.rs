@@ -2,28 +2,9 @@
 
 use std::process::ExitCode;
 
+use api::config::Section::{Images, Queue, Server, Store};
 use api::config::Settings;
 use api::startup::Application;
-use clap::Parser;
-use service::ConfigError;
-
-/// Orders REST API. Settings: built-in defaults < the TOML file < APP__SECTION__KEY variables.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    config: service::ConfigFile,
-}
-
-/// What the api uses: no worker settings, and a queue only if one is configured (without one,
-/// uploads answer 503).
-fn check(settings: &Settings) -> Result<(), ConfigError> {
-    settings.server.check()?;
-    settings.store.check()?;
-    settings.images.check()?;
-    settings.queue.check()?;
-    settings.queue_backend().map(drop)
-}
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(&settings).await?;
@@ -41,6 +22,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    service::run_async("api", &args.config, check, serve)
+    let config = service::ConfigFile::parse_for("Orders REST API and image uploads");
+    // No worker settings; a queue only if one is configured (without one, uploads answer 503).
+    let uses = [Server, Store, Images, Queue];
+    service::run_async("api", &config, |s: &Settings| s.check(&uses), serve)
 }

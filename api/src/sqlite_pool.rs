@@ -84,20 +84,24 @@ impl SqlitePool {
         Ok(Self { pool })
     }
 
-    /// Runs blocking work on one of the pool's connection threads.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, SqliteError>
+    /// Runs blocking work on one of the pool's connection threads; its failure comes back as
+    /// the caller's error type (the store's or the queue's).
+    pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
+        E: From<SqliteError>,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        self.pool.conn_mut(work).await.map_err(|error| match error {
-            async_sqlite::Error::Rusqlite(error) if is_busy(&error) => SqliteError::Busy,
-            async_sqlite::Error::Rusqlite(error)
-                if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
-            {
-                SqliteError::Constraint(error)
-            }
-            other => SqliteError::Other(other.into()),
+        self.pool.conn_mut(work).await.map_err(|error| {
+            E::from(match error {
+                async_sqlite::Error::Rusqlite(error) if is_busy(&error) => SqliteError::Busy,
+                async_sqlite::Error::Rusqlite(error)
+                    if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
+                {
+                    SqliteError::Constraint(error)
+                }
+                other => SqliteError::Other(other.into()),
+            })
         })
     }
 }

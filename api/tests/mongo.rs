@@ -62,7 +62,7 @@ async fn documents_written_by_the_reference_service_are_served() {
             "unknown fields are not shown"
         );
     }
-    let list: Value = app.get("/orders").await.json().await.unwrap();
+    let list: Value = app.get_json("/orders").await;
     assert_eq!(list["orders"].as_array().unwrap().len(), 4);
 
     let id = documents[1].0.get_object_id("_id").unwrap();

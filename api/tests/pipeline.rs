@@ -11,7 +11,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use harness::pictures::{self, decode, form};
-use harness::{Api, RedisServer, Worker};
+use harness::{Api, Fetch, RedisServer, Worker};
 
 use crate::common::{client, error_body};
 
@@ -79,9 +79,8 @@ impl Pipeline {
         self.http
             .post(self.api.url("/images"))
             .multipart(form(bytes, "upload.jpg"))
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     async fn upload_ok(&self, bytes: &[u8]) -> String {
@@ -95,9 +94,8 @@ impl Pipeline {
         let response = self
             .http
             .get(self.api.url(&format!("/images/{id}")))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -119,9 +117,8 @@ impl Pipeline {
         let response = self
             .http
             .get(self.api.url(&format!("/images/{id}/thumbnail")))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"]
             .to_str()
@@ -214,9 +211,8 @@ async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
         pipeline
             .http
             .get(pipeline.api.url(&format!("/images/{id}/thumbnail")))
-            .send()
-            .await
-            .unwrap(),
+            .fetch()
+            .await,
         409,
     )
     .await;
@@ -342,12 +338,7 @@ async fn a_redis_outage_is_503_and_the_service_recovers_by_itself() {
         started.elapsed()
     );
     // Orders do not depend on the queue.
-    let orders = pipeline
-        .http
-        .get(pipeline.api.url("/orders"))
-        .send()
-        .await
-        .unwrap();
+    let orders = pipeline.http.get(pipeline.api.url("/orders")).fetch().await;
     assert_eq!(orders.status(), 200);
 
     pipeline.redis.as_mut().unwrap().restart();
@@ -388,30 +379,14 @@ async fn a_worker_stops_cleanly_on_sigterm() {
 
 #[test]
 fn a_worker_with_a_bad_setting_names_it_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(harness::binary("worker"))
-        .env_clear()
-        .env("APP__WORKER__CONCURRENCY", "0")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = harness::refused_start("worker", &[], &[("APP__WORKER__CONCURRENCY", "0")]);
     assert!(stderr.contains("worker.concurrency"), "{stderr}");
 }
 
 /// A worker cannot work without a queue: beside MongoDB with no queue URL it names the setting.
 #[test]
 fn a_worker_on_mongodb_without_a_queue_url_names_it_and_exits_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(harness::binary("worker"))
-        .env_clear()
-        .env("APP__STORE__URI", "mongodb://127.0.0.1:9/")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let env = [("APP__STORE__URI", "mongodb://127.0.0.1:9/")];
+    let stderr = harness::refused_start("worker", &[], &env);
     assert!(stderr.contains("queue.url"), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

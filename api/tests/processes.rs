@@ -6,12 +6,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use harness::{Api, pictures};
+use harness::{Api, Fetch, pictures};
 
 use crate::common::{client, error_body, reference_order};
 
@@ -19,21 +18,11 @@ fn sqlite_uri(dir: &std::path::Path) -> String {
     format!("sqlite://{}", dir.join("shared/orders.db").display())
 }
 
-/// Runs the binary expecting it to refuse to start; returns its stderr.
+/// The api refusing to start (listening on port 0 should it start after all).
 fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(harness::binary("api"))
-        .env_clear()
-        .env("APP__SERVER__LISTEN", "127.0.0.1:0")
-        .envs(env.iter().copied())
-        .args(args)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    stderr
+    let mut all = vec![("APP__SERVER__LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(env);
+    harness::refused_start("api", args, &all)
 }
 
 #[test]
@@ -85,23 +74,15 @@ async fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
             ("APP__STORE__URI", sqlite_uri(dir.path())),
         ],
     );
-    let body: Value = client()
-        .get(process.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = client().get(process.url("/healthz")).fetch_json().await;
     assert_eq!(body["instance"], "from-env");
     let mut big = reference_order();
     big["customer_address"] = json!("x".repeat(200));
     let response = client()
         .post(process.url("/orders"))
         .json(&big)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 413, "body_limit from the file");
 }
 
@@ -115,37 +96,24 @@ async fn two_replicas_on_one_sqlite_file_see_each_others_writes() {
     let created: Value = http
         .post(one.url("/orders"))
         .json(&reference_order())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let id = created["order"]["_id"].as_str().unwrap();
     let read: Value = http
         .get(two.url(&format!("/orders/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(read["order"], created["order"]);
     let updated = http
         .put(two.url(&format!("/orders/{id}")))
         .json(&json!({"quantity": 9}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(updated.status(), 200);
     let read: Value = http
         .get(one.url(&format!("/orders/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(read["order"]["quantity"], 9);
 }
 
@@ -163,9 +131,8 @@ async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
     let response = client()
         .get(process.url("/orders?customer_name=Secret%20Person"))
         .header("x-request-id", "req-42")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
     let mut request_lines = Vec::new();
     for _ in 0..100 {
@@ -256,23 +223,21 @@ async fn a_mongodb_password_never_reaches_answers_or_logs() {
         ],
     );
     let http = client();
-    let ready = http.get(process.url("/readyz")).send().await.unwrap();
+    let ready = http.get(process.url("/readyz")).fetch().await;
     assert_eq!(ready.status(), 503);
     let body = ready.text().await.unwrap();
     let get = http
         .get(process.url("/orders/65a1b2c3d4e5f60718293a4b"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(get.status(), 503);
     let body = body + &get.text().await.unwrap();
     let jpeg = pictures::jpeg(8, 8);
     let upload = http
         .post(process.url("/images"))
         .multipart(pictures::form(&jpeg, "a.jpg"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(upload.status(), 503);
     let body = body + &upload.text().await.unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -302,7 +267,7 @@ async fn another_binarys_setting_is_skipped_with_a_warning_and_an_unknown_one_re
             ),
         ],
     );
-    let ready = client().get(process.url("/readyz")).send().await.unwrap();
+    let ready = client().get(process.url("/readyz")).fetch().await;
     assert_eq!(ready.status(), 200);
     let log = process.process.output();
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
@@ -341,30 +306,21 @@ async fn on_mongodb_without_a_queue_orders_work_and_uploads_say_no_queue() {
     );
     let http = client();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while http
-        .get(process.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
+    while http.get(process.url("/readyz")).fetch().await.status() != 200 {
         assert!(std::time::Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let created = http
         .post(process.url("/orders"))
         .json(&reference_order())
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(created.status(), 201);
     let upload = http
         .post(process.url("/images"))
         .multipart(pictures::form(&pictures::jpeg(8, 8), "a.jpg"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let body = error_body(upload, 503).await;
     assert!(
         body["message"]

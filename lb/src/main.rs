@@ -10,7 +10,6 @@ mod upstreams;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use pingora::http::RequestHeader;
 use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::HttpHealthCheck;
@@ -26,17 +25,9 @@ use crate::proxy::{Policy, Proxy};
 use crate::slow_clients::HeaderDeadline;
 use crate::upstreams::Upstreams;
 
-/// Load balancer for the orders api. Settings: defaults < the TOML file < APP__SECTION__KEY.
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    config: service::ConfigFile,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    service::run("lb", &args.config, Settings::check, |settings| {
+    let config = service::ConfigFile::parse_for("Load balancer for the orders api replicas");
+    service::run("lb", &config, Settings::check, |settings| {
         match run(&settings)? {}
     })
 }

@@ -13,8 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-use service::metrics::{CONTENT_TYPE, encode, latency_histogram, registry};
+use service::metrics::{CONTENT_TYPE, latency_histogram};
 
 use crate::upstreams::Upstreams;
 
@@ -29,50 +28,20 @@ struct UpstreamLabels {
     upstream: String,
 }
 
-pub struct Metrics {
-    registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    retries: Family<UpstreamLabels, Counter>,
-    healthy: Family<UpstreamLabels, Gauge>,
-    durations: Histogram,
+service::metric_set! {
+    pub struct Metrics {
+        /// Requests answered, by upstream ("none" when none was reached) and status
+        requests: Family<RequestLabels, Counter> = ("lb_requests", Family::default()),
+        /// Requests sent to another replica after this one failed
+        retries: Family<UpstreamLabels, Counter> = ("lb_retries", Family::default()),
+        /// 1 when the replica takes traffic (health check passed, no recent failure)
+        healthy: Family<UpstreamLabels, Gauge> = ("lb_upstream_healthy", Family::default()),
+        /// Time from request to the end of the response
+        durations: Histogram = ("lb_request_duration_seconds", latency_histogram()),
+    }
 }
 
 impl Metrics {
-    pub fn new(instance: &str) -> Self {
-        let mut registry = registry(instance);
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "lb_requests",
-            "Requests answered, by upstream (\"none\" when none was reached) and status",
-            requests.clone(),
-        );
-        let retries = Family::<UpstreamLabels, Counter>::default();
-        registry.register(
-            "lb_retries",
-            "Requests sent to another replica after this one failed",
-            retries.clone(),
-        );
-        let healthy = Family::<UpstreamLabels, Gauge>::default();
-        registry.register(
-            "lb_upstream_healthy",
-            "1 when the replica takes traffic (health check passed, no recent failure)",
-            healthy.clone(),
-        );
-        let durations = latency_histogram();
-        registry.register(
-            "lb_request_duration_seconds",
-            "Time from request to the end of the response",
-            durations.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            retries,
-            healthy,
-            durations,
-        }
-    }
-
     pub fn record(&self, upstream: Option<SocketAddr>, status: u16, seconds: f64) {
         let upstream = upstream.map_or_else(|| "none".to_owned(), |a| a.to_string());
         self.requests
@@ -89,7 +58,8 @@ impl Metrics {
             .inc();
     }
 
-    fn encode(&self, upstreams: &Upstreams) -> String {
+    /// The metrics, with each upstream's health as the balancer sees it now.
+    fn show(&self, upstreams: &Upstreams) -> String {
         for (addr, ready) in upstreams.health() {
             self.healthy
                 .get_or_create(&UpstreamLabels {
@@ -97,7 +67,7 @@ impl Metrics {
                 })
                 .set(i64::from(ready));
         }
-        encode(&self.registry)
+        self.encode()
     }
 }
 
@@ -137,6 +107,6 @@ pub fn serve_admin(
 async fn show_metrics(State((metrics, upstreams)): State<AdminState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        metrics.encode(&upstreams),
+        metrics.show(&upstreams),
     )
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use api::config::Settings;
+use api::config::{Section, Settings};
 use api::store::{self, StoreError};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     service::run_async(
         "seed",
         &args.config,
-        |settings: &Settings| settings.store.check(),
+        |settings: &Settings| settings.check(&[Section::Store]),
         |settings| run(args.command, settings),
     )
 }

@@ -19,12 +19,23 @@ pub trait Settings: Default + Serialize + DeserializeOwned {
     fn log(&self) -> &LogSettings;
 }
 
-/// The `--config` option every binary takes.
-#[derive(Debug, clap::Args)]
+/// The `--config` option every binary takes: flattened into a binary's own arguments, or, for a
+/// binary that takes nothing else, parsed alone with [`ConfigFile::parse_for`].
+#[derive(Debug, clap::Parser)]
+#[command(version)]
 pub struct ConfigFile {
     /// TOML settings file (built-in defaults < this file < APP__SECTION__KEY variables).
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// The command line of a binary whose only option is `--config`; `about` heads its `--help`.
+    pub fn parse_for(about: &'static str) -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().about(about).get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
 }
 
 /// Loads and checks the settings (`check` covers the sections this binary uses), sets up logs,

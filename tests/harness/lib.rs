@@ -6,6 +6,7 @@
 //! by `infra/setup test`; where one is missing a test skips with a message, except under CI
 //! (`CI=true`), where it fails: see [`available`].
 
+mod fetch;
 pub mod mongo;
 pub mod pictures;
 mod ports;
@@ -13,8 +14,9 @@ mod process;
 mod redis;
 mod stack;
 
+pub use fetch::Fetch;
 pub use ports::{free_port, get_text, wait_for_port};
-pub use process::{Api, Process, Worker, binary};
+pub use process::{Api, Process, Worker, binary, refused_start};
 pub use redis::RedisServer;
 pub use stack::Stack;
 

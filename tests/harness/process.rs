@@ -24,6 +24,23 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs binary `name` with only `env` set, expecting it to refuse to start: exit code 2 and one
+/// line on stderr, which is returned.
+pub fn refused_start(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(binary(name))
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
 /// A child process whose stdout and stderr go to `log`; killed when dropped.
 pub struct Process {
     child: Child,

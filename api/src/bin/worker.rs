@@ -4,34 +4,24 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use api::config::Section::{Images, Queue, Store, Worker};
 use api::config::Settings;
 use api::startup::Backends;
-use api::worker::Worker;
-use clap::Parser;
-use service::ConfigError;
+use api::worker::Worker as JobWorker;
 
-/// Image worker. Settings: built-in defaults < the TOML file < APP__SECTION__KEY variables
-/// (the same file as the api's).
-#[derive(Parser)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    config: service::ConfigFile,
-}
-
-/// What the worker uses: it cannot work without a queue.
-fn check(settings: &Settings) -> Result<(), ConfigError> {
-    settings.store.check()?;
-    settings.images.check()?;
-    settings.queue.check()?;
-    settings.required_queue()?;
-    settings.worker.check()
+fn main() -> ExitCode {
+    let config = service::ConfigFile::parse_for(
+        "Image worker: makes thumbnails from the job queue (the api's settings file)",
+    );
+    // The worker section needs a queue: a worker refuses to start without one.
+    let uses = [Store, Images, Queue, Worker];
+    service::run_async("worker", &config, |s: &Settings| s.check(&uses), work)
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {
     let backends = Backends::open(&settings).await?;
     let queue = backends.queue.context("no job queue is configured")?;
-    let worker = Worker::new(&settings, backends.stores.images, backends.blobs, queue);
+    let worker = JobWorker::new(&settings, backends.stores.images, backends.blobs, queue);
     tracing::info!(
         instance = %settings.server.instance,
         consumer = %worker.consumer,
@@ -44,9 +34,4 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
     worker.run(service::shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    service::run_async("worker", &args.config, check, work)
 }

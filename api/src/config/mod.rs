@@ -15,6 +15,9 @@ use self::backends::{parse_store_uri, redact};
 use crate::images::ThumbnailSpec;
 
 mod backends;
+mod checks;
+
+pub use self::checks::Section;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,45 +154,7 @@ impl service::Settings for Settings {
     }
 }
 
-fn fail(key: &str, why: &str) -> Result<(), ConfigError> {
-    Err(ConfigError::key(key, why))
-}
-
-impl ServerSettings {
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.body_limit == 0 {
-            return fail("server.body_limit", "must be at least 1 byte");
-        }
-        if self.instance.trim().is_empty() {
-            return fail("server.instance", "must not be empty");
-        }
-        Ok(())
-    }
-}
-
 impl StoreSettings {
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.pool_size == 0 {
-            return fail("store.pool_size", "must be at least 1");
-        }
-        if let Err(why) = parse_store_uri(&self.uri) {
-            return fail("store.uri", &why);
-        }
-        if self.database.is_empty() || self.database.contains(['/', '.', ' ', '$']) {
-            return fail("store.database", "must be a MongoDB database name");
-        }
-        if self.collection.is_empty() || self.collection.starts_with("system.") {
-            return fail("store.collection", "must be a MongoDB collection name");
-        }
-        if self.server_selection_timeout_ms == 0 || self.connect_timeout_ms == 0 {
-            return fail(
-                "store.server_selection_timeout_ms",
-                "timeouts must be at least 1 ms",
-            );
-        }
-        Ok(())
-    }
-
     /// The backend the (checked) URI names.
     pub fn backend(&self) -> StoreBackend {
         parse_store_uri(&self.uri).expect("store.uri is checked when settings load")
@@ -198,56 +163,6 @@ impl StoreSettings {
     /// The URI with any password replaced, safe to log.
     pub fn redacted_uri(&self) -> String {
         redact(&self.uri)
-    }
-}
-
-impl ImageSettings {
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.max_upload_bytes == 0 || self.max_pixels == 0 {
-            return fail("images.max_upload_bytes", "limits must be at least 1");
-        }
-        if self.max_concurrent_uploads == 0 {
-            return fail("images.max_concurrent_uploads", "must be at least 1");
-        }
-        Ok(())
-    }
-}
-
-impl QueueSettings {
-    /// The queue's own rules; whether there is a queue at all is [`Settings::queue_backend`].
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.name.is_empty() || self.name.contains(char::is_whitespace) {
-            return fail("queue.name", "must be a word without spaces");
-        }
-        if self.lease_ms < 100 {
-            return fail("queue.lease_ms", "must be at least 100 ms");
-        }
-        if self.max_attempts == 0 {
-            return fail("queue.max_attempts", "must be at least 1");
-        }
-        if self.retry_base_ms > self.retry_max_ms {
-            return fail("queue.retry_base_ms", "must not exceed queue.retry_max_ms");
-        }
-        if self.timeout_ms == 0 {
-            return fail("queue.timeout_ms", "must be at least 1 ms");
-        }
-        Ok(())
-    }
-}
-
-impl WorkerSettings {
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.concurrency == 0 {
-            return fail("worker.concurrency", "must be at least 1");
-        }
-        let thumbnail = &self.thumbnail;
-        if !(1..=4096).contains(&thumbnail.width) || !(1..=4096).contains(&thumbnail.height) {
-            return fail("worker.thumbnail.width", "sizes must be 1 to 4096 pixels");
-        }
-        if !(1..=100).contains(&thumbnail.jpeg_quality) {
-            return fail("worker.thumbnail.jpeg_quality", "must be 1 to 100");
-        }
-        Ok(())
     }
 }
 

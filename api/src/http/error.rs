@@ -7,7 +7,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use crate::blobs::BlobError;
 use crate::queue::QueueError;
@@ -64,6 +64,28 @@ pub struct ErrorBody {
     /// Per-field reasons, present on validation errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<FieldErrors>,
+}
+
+/// For the OpenAPI document: what an operation on one resource by id may answer besides its own.
+#[derive(IntoResponses)]
+pub enum IdErrors {
+    #[response(status = 400, description = "Malformed id")]
+    Malformed(ErrorBody),
+    #[response(status = 404, description = "No such resource")]
+    Missing(ErrorBody),
+}
+
+/// For the OpenAPI document: what an operation that takes a JSON body may answer besides its own.
+#[derive(IntoResponses)]
+pub enum JsonBodyErrors {
+    #[response(status = 400, description = "Malformed JSON")]
+    Malformed(ErrorBody),
+    #[response(status = 413, description = "Body over the limit")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not declared as JSON")]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "Invalid, missing or unknown fields")]
+    Invalid(ErrorBody),
 }
 
 impl ApiError {

@@ -11,8 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-use service::metrics::{CONTENT_TYPE, encode, latency_histogram, registry};
+use service::metrics::{CONTENT_TYPE, latency_histogram};
 
 use super::AppState;
 
@@ -29,36 +28,21 @@ struct RouteLabels {
     route: String,
 }
 
-pub struct Metrics {
-    registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    durations: Family<RouteLabels, Histogram>,
+type ByRoute = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+service::metric_set! {
+    pub struct Metrics {
+        /// HTTP requests answered, by method, route template and status
+        requests: Family<RequestLabels, Counter> = ("http_requests", Family::default()),
+        /// Time from request to response headers, by method and route template
+        durations: ByRoute = (
+            "http_request_duration_seconds",
+            Family::new_with_constructor(latency_histogram)
+        ),
+    }
 }
 
 impl Metrics {
-    pub fn new(instance: &str) -> Self {
-        let mut registry = registry(instance);
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            requests.clone(),
-        );
-        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time from request to response headers, by method and route template",
-            durations.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            durations,
-        }
-    }
-
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let (method, route) = (method.to_owned(), route.to_owned());
         self.durations
@@ -101,7 +85,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn show(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        encode(&state.metrics.registry),
+        state.metrics.encode(),
     )
         .into_response()
 }

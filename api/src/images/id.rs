@@ -2,24 +2,21 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use crate::ids::parse_hex;
+
 /// An image's identity: a random UUID, shown as 32 lowercase hex characters. It is the only
 /// name an image's files get on disk, so nothing a user sends ever becomes part of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ImageId(Uuid);
 
 impl ImageId {
-    pub fn generate() -> Self {
-        Self(Uuid::new_v4())
-    }
-
     /// Accepts exactly 32 hexadecimal characters, in either case.
     pub fn parse(value: &str) -> Result<Self, String> {
-        if value.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("must be 32 hexadecimal characters".into());
-        }
-        Uuid::try_parse(value)
-            .map(Self)
-            .map_err(|_| "must be 32 hexadecimal characters".into())
+        parse_hex(value, 32, |hex| Uuid::try_parse(hex).ok()).map(Self)
+    }
+
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
     }
 }
 

@@ -91,6 +91,35 @@ pub struct Picture {
     pub bytes: u64,
 }
 
+/// How an attempt at an image's thumbnail ended, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEnd {
+    /// The thumbnail is stored: the image is `done` (again, harmlessly, if a second worker
+    /// finishes the same job).
+    Done {
+        thumbnail: Picture,
+        at: DateTime<Utc>,
+    },
+    /// The attempt failed for `reason`: back to `queued` for a retry, or `failed` when it was the
+    /// `last` one.
+    Failed {
+        reason: String,
+        last: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+impl AttemptEnd {
+    /// A failure now that is the last: the image is `failed` for `reason`.
+    pub fn gave_up(reason: &str) -> Self {
+        Self::Failed {
+            reason: reason.to_owned(),
+            last: true,
+            at: Utc::now(),
+        }
+    }
+}
+
 /// An uploaded image and the state of its thumbnail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {

@@ -367,6 +367,10 @@ mod tests {
         out
     }
 
+    fn size(thumbnail: &Thumbnail) -> (u32, u32) {
+        (thumbnail.picture.width, thumbnail.picture.height)
+    }
+
     fn decode(bytes: &[u8]) -> DynamicImage {
         image::load_from_memory(bytes).unwrap()
     }
@@ -374,10 +378,7 @@ mod tests {
     #[test]
     fn a_large_jpeg_fits_inside_the_box_keeping_its_aspect_ratio() {
         let thumbnail = render(&jpeg(2000, 1000), &ThumbnailSpec::default()).unwrap();
-        assert_eq!(
-            (thumbnail.picture.width, thumbnail.picture.height),
-            (300, 150)
-        );
+        assert_eq!(size(&thumbnail), (300, 150));
         assert_eq!(thumbnail.picture.format, ImageFormat::Jpeg);
         let decoded = decode(&thumbnail.bytes);
         assert_eq!((decoded.width(), decoded.height()), (300, 150));
@@ -390,19 +391,13 @@ mod tests {
             ..ThumbnailSpec::default()
         };
         let thumbnail = render(&jpeg(1200, 500), &spec).unwrap();
-        assert_eq!(
-            (thumbnail.picture.width, thumbnail.picture.height),
-            (300, 300)
-        );
+        assert_eq!(size(&thumbnail), (300, 300));
     }
 
     #[test]
     fn a_small_picture_is_not_enlarged() {
         let thumbnail = render(&jpeg(120, 80), &ThumbnailSpec::default()).unwrap();
-        assert_eq!(
-            (thumbnail.picture.width, thumbnail.picture.height),
-            (120, 80)
-        );
+        assert_eq!(size(&thumbnail), (120, 80));
     }
 
     #[test]

@@ -2,6 +2,8 @@ use std::fmt;
 
 use bson::oid::ObjectId;
 
+use crate::ids::parse_hex;
+
 /// An order's identity: a MongoDB ObjectId, shown as 24 lowercase hex characters on every backend.
 /// ObjectIds start with their creation time, so ordering by id is ordering by age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -14,12 +16,7 @@ impl OrderId {
 
     /// Accepts exactly 24 hexadecimal characters, in either case.
     pub fn parse(value: &str) -> Result<Self, String> {
-        if value.len() != 24 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("must be 24 hexadecimal characters".into());
-        }
-        ObjectId::parse_str(value)
-            .map(Self)
-            .map_err(|_| "must be 24 hexadecimal characters".into())
+        parse_hex(value, 24, |hex| ObjectId::parse_str(hex).ok()).map(Self)
     }
 
     pub fn from_bytes(bytes: [u8; 12]) -> Self {

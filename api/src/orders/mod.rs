@@ -1,22 +1,17 @@
 //! The order domain: what an order is and which values are valid. Nothing here knows HTTP or a
 //! database; values that exist have passed their rules ("parse, don't validate").
 
-mod customer_address;
-mod customer_name;
 mod id;
 mod listing;
-mod product;
 mod quantity;
-pub(crate) mod text;
+mod text;
 
 use chrono::{DateTime, Utc};
 
-pub use customer_address::CustomerAddress;
-pub use customer_name::CustomerName;
 pub use id::OrderId;
 pub use listing::{Cursor, ListRequest, Page, PageSize};
-pub use product::Product;
 pub use quantity::Quantity;
+pub use text::{CustomerAddress, CustomerName, Product};
 
 /// A stored order.
 #[derive(Debug, Clone, PartialEq)]

@@ -41,20 +41,17 @@ impl SqliteQueue {
         Ok(Self { pool, lease })
     }
 
-    async fn run<T, F>(&self, work: F) -> Result<T, QueueError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.pool.run(work).await.map_err(|error| match error {
-            SqliteError::Busy => QueueError::Unavailable(error.to_string()),
-            SqliteError::Constraint(cause) => QueueError::Internal(cause.into()),
-            SqliteError::Other(cause) => QueueError::Internal(cause),
-        })
-    }
-
     fn lease_ms(&self) -> i64 {
         self.lease.as_millis() as i64
+    }
+}
+
+impl From<SqliteError> for QueueError {
+    fn from(error: SqliteError) -> Self {
+        if matches!(error, SqliteError::Busy) {
+            return Self::Unavailable(error.to_string());
+        }
+        Self::Internal(error.into())
     }
 }
 
@@ -88,15 +85,16 @@ fn now_ms() -> i64 {
 #[async_trait]
 impl JobQueue for SqliteQueue {
     async fn enqueue(&self, image: ImageId) -> Result<(), QueueError> {
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO image_jobs (image_id, due_ms) VALUES (?1, ?2)
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO image_jobs (image_id, due_ms) VALUES (?1, ?2)
                  ON CONFLICT (image_id) DO NOTHING",
-            )?
-            .execute(params![image.to_string(), now_ms()])
-            .map(drop)
-        })
-        .await
+                )?
+                .execute(params![image.to_string(), now_ms()])
+                .map(drop)
+            })
+            .await
     }
 
     async fn claim(&self, consumer: &str) -> Result<Option<Delivery>, QueueError> {
@@ -106,24 +104,25 @@ impl JobQueue for SqliteQueue {
             // job another worker now holds.
             let token = format!("{consumer}/{}", uuid::Uuid::new_v4().simple());
             let lease_ms = self.lease_ms();
-            let claimed = {
+            let claimed: Result<Option<String>, QueueError> = {
                 let token = token.clone();
-                self.run(move |conn| {
-                    let now = now_ms();
-                    conn.prepare_cached(
-                        "UPDATE image_jobs SET lease_token = ?1, lease_ms = ?2 + ?3
+                self.pool
+                    .run(move |conn| {
+                        let now = now_ms();
+                        conn.prepare_cached(
+                            "UPDATE image_jobs SET lease_token = ?1, lease_ms = ?2 + ?3
                          WHERE image_id = (
                              SELECT image_id FROM image_jobs
                              WHERE due_ms <= ?2 AND (lease_token IS NULL OR lease_ms <= ?2)
                              ORDER BY due_ms LIMIT 1)
                          RETURNING image_id",
-                    )?
-                    .query_row(params![token, now, lease_ms], |row| row.get::<_, String>(0))
-                    .optional()
-                })
-                .await?
+                        )?
+                        .query_row(params![token, now, lease_ms], |row| row.get::<_, String>(0))
+                        .optional()
+                    })
+                    .await
             };
-            if let Some(image) = claimed {
+            if let Some(image) = claimed? {
                 let image = ImageId::parse(&image)
                     .map_err(|e| anyhow::anyhow!("a queued job with image id {image:?}: {e}"))?;
                 return Ok(Some(Delivery {
@@ -143,32 +142,32 @@ impl JobQueue for SqliteQueue {
     async fn renew(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
         let lease_ms = self.lease_ms();
-        let renewed = self
+        self.pool
             .run(move |conn| {
                 conn.prepare_cached(
                     "UPDATE image_jobs SET lease_ms = ?2 + ?3 WHERE lease_token = ?1",
                 )?
                 .execute(params![token, now_ms(), lease_ms])
             })
-            .await?;
-        held(renewed)
+            .await
+            .and_then(held)
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
-        let deleted = self
+        self.pool
             .run(move |conn| {
                 conn.prepare_cached("DELETE FROM image_jobs WHERE lease_token = ?1")?
                     .execute([token])
             })
-            .await?;
-        held(deleted)
+            .await
+            .and_then(held)
     }
 
     async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
         let token = delivery.receipt.clone();
         let delay_ms = delay.as_millis() as i64;
-        let returned = self
+        self.pool
             .run(move |conn| {
                 conn.prepare_cached(
                     "UPDATE image_jobs SET due_ms = ?2, lease_token = NULL, lease_ms = 0
@@ -176,12 +175,13 @@ impl JobQueue for SqliteQueue {
                 )?
                 .execute(params![token, now_ms() + delay_ms])
             })
-            .await?;
-        held(returned)
+            .await
+            .and_then(held)
     }
 
     async fn ping(&self) -> Result<(), QueueError> {
-        self.run(|conn| conn.query_row("SELECT count(*) FROM image_jobs", [], |_| Ok(())))
+        self.pool
+            .run(|conn| conn.query_row("SELECT count(*) FROM image_jobs", [], |_| Ok(())))
             .await
     }
 }

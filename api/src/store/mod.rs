@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{StoreBackend, StoreSettings};
-use crate::images::{Image, ImageId, Picture};
+use crate::images::{AttemptEnd, Image, ImageId};
 use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
 pub use mongo::MongoStore;
@@ -77,24 +77,8 @@ pub trait ImageStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Option<Image>, StoreError>;
 
-    /// The thumbnail is stored: marks the image `done` (again, harmlessly, if a second worker
-    /// finishes the same job).
-    async fn finish_image(
-        &self,
-        id: ImageId,
-        thumbnail: Picture,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// An attempt failed for `reason`: back to `queued` for a retry, or `failed` when `last`.
-    /// A `done` image stays done.
-    async fn fail_attempt(
-        &self,
-        id: ImageId,
-        reason: &str,
-        last: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// Records how an attempt ended (see [`AttemptEnd`]). A `done` image stays done.
+    async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError>;
 }
 
 /// One backend, seen through each trait.

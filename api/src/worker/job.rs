@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::blobs::{BlobKey, BlobStore};
-use crate::images::{ImageId, ImageStatus, ThumbnailSpec, render};
+use crate::images::{AttemptEnd, ImageId, ImageStatus, ThumbnailSpec, render};
 use crate::store::ImageStore;
 
 /// What a job attempt ended with.
@@ -58,30 +58,27 @@ impl Thumbnailer {
                 "gave up after {} attempts that never finished",
                 attempts - 1
             );
-            if let Err(error) = self
-                .images
-                .fail_attempt(id, &reason, true, Utc::now())
-                .await
-            {
-                tracing::warn!(image = %id, %error, "could not record the failure");
-            }
-            return (attempts, Outcome::Failed { reason, last: true });
+            return (attempts, self.failed(id, reason, true).await);
         }
         let last = attempts >= self.max_attempts;
         let outcome = match self.make_thumbnail(id).await {
             Ok(()) => Outcome::Done,
-            Err(reason) => {
-                if let Err(error) = self
-                    .images
-                    .fail_attempt(id, &reason, last, Utc::now())
-                    .await
-                {
-                    tracing::warn!(image = %id, %error, "could not record the failure");
-                }
-                Outcome::Failed { reason, last }
-            }
+            Err(reason) => self.failed(id, reason, last).await,
         };
         (attempts, outcome)
+    }
+
+    /// Records a failed attempt on the image (the queue is settled by the loop).
+    async fn failed(&self, id: ImageId, reason: String, last: bool) -> Outcome {
+        let end = AttemptEnd::Failed {
+            reason: reason.clone(),
+            last,
+            at: Utc::now(),
+        };
+        if let Err(error) = self.images.end_attempt(id, &end).await {
+            tracing::warn!(image = %id, %error, "could not record the failure");
+        }
+        Outcome::Failed { reason, last }
     }
 
     async fn make_thumbnail(&self, id: ImageId) -> Result<(), String> {
@@ -101,8 +98,12 @@ impl Thumbnailer {
             .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
             .await
             .map_err(|e| e.to_string())?;
+        let done = AttemptEnd::Done {
+            thumbnail: thumbnail.picture,
+            at: Utc::now(),
+        };
         self.images
-            .finish_image(id, thumbnail.picture, Utc::now())
+            .end_attempt(id, &done)
             .await
             .map_err(|e| e.to_string())
     }

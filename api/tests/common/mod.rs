@@ -3,12 +3,13 @@
 //! file, or a fresh MongoDB database when `ORDERS_TEST_BACKEND=mongodb`), the reference clients'
 //! order, and checks of error answers.
 
+use harness::Fetch;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use api::config::{Settings, StoreSettings};
 use api::startup::Application;
-use reqwest::{Client, Response};
+use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -105,30 +106,30 @@ impl TestApp {
         }
     }
 
+    /// A request to `path` on this app, to be completed and sent by the test.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.request(Method::POST, path).json(body).fetch().await
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.request(Method::PUT, path).json(body).fetch().await
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.request(Method::GET, path).fetch().await
+    }
+
+    /// A GET whose answer is read as JSON, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.request(Method::GET, path).fetch_json().await
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).send().await.unwrap()
+        self.request(Method::DELETE, path).fetch().await
     }
 
     /// Creates an order and returns its stored form.
@@ -137,6 +138,11 @@ impl TestApp {
         assert_eq!(response.status(), 201);
         response.json::<Value>().await.unwrap()["order"].clone()
     }
+}
+
+/// Sends `request`, whose answer must be a JSON error with the given status; returns its body.
+pub async fn error_for(request: RequestBuilder, status: u16) -> Value {
+    error_body(request.fetch().await, status).await
 }
 
 /// Reads a response that must be a JSON error with the given status; returns its body.

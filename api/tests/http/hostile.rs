@@ -1,23 +1,23 @@
 //! Hostile input: each gets a 4xx JSON answer, nothing is stored, and the server keeps serving.
 
+use harness::Fetch;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, error_body, raw_http, reference_order, spawn_app, spawn_app_with};
 
 async fn post_raw(app: &TestApp, body: Vec<u8>) -> reqwest::Response {
-    app.client
-        .post(app.url("/orders"))
+    app.request(Method::POST, "/orders")
         .header("content-type", "application/json")
         .body(body)
-        .send()
+        .fetch()
         .await
-        .unwrap()
 }
 
 /// Sends bytes as they are over a new connection and returns the whole answer.
 async fn still_serving_and_empty(app: &TestApp) {
     assert_eq!(app.get("/healthz").await.status(), 200);
-    let list: Value = app.get("/orders").await.json().await.unwrap();
+    let list: Value = app.get_json("/orders").await;
     assert_eq!(list["orders"], json!([]));
     app.create(&reference_order()).await;
 }
@@ -78,12 +78,7 @@ async fn invalid_utf8_is_refused() {
     error_body(post_raw(&app, body).await, 400).await;
     error_body(app.get("/orders/%ff%fe").await, 400).await;
     // Query values are decoded leniently (U+FFFD replaces the bad bytes), so they match nothing.
-    let list: Value = app
-        .get("/orders?customer_name=%ff")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/orders?customer_name=%ff").await;
     assert_eq!(list["orders"], json!([]));
     still_serving_and_empty(&app).await;
 }

@@ -1,19 +1,19 @@
 //! `/images` over HTTP without a worker: what the api itself promises about an upload (the
 //! checks before storing, the status record, the downloads). With workers: tests/images.
 
+use harness::Fetch;
+use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{TestApp, error_body, raw_http, spawn_app, spawn_app_with};
+use crate::common::{TestApp, error_body, error_for, raw_http, spawn_app, spawn_app_with};
 use harness::pictures::{self, form};
 
 async fn upload(app: &TestApp, bytes: &[u8], name: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/images"))
+    app.request(Method::POST, "/images")
         .multipart(form(bytes, name))
-        .send()
+        .fetch()
         .await
-        .unwrap()
 }
 
 async fn upload_ok(app: &TestApp, bytes: &[u8]) -> Value {
@@ -34,12 +34,7 @@ async fn an_upload_is_stored_queued_and_described() {
     let id = accepted["job_id"].as_str().unwrap();
     assert_eq!(accepted["status_url"], format!("/images/{id}"));
 
-    let status: Value = app
-        .get(&format!("/images/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.get_json(&format!("/images/{id}")).await;
     assert_eq!(status["id"], id);
     assert_eq!(status["status"], "queued");
     assert_eq!(status["attempts"], 0);
@@ -69,12 +64,10 @@ async fn an_upload_is_stored_queued_and_described() {
     assert_eq!(original.bytes().await.unwrap(), bytes.as_slice());
 
     let again = app
-        .client
-        .get(app.url(&format!("/images/{id}/original")))
+        .request(Method::GET, &format!("/images/{id}/original"))
         .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(again.status(), 304);
     assert!(again.bytes().await.unwrap().is_empty());
 
@@ -97,12 +90,7 @@ async fn png_and_webp_are_accepted_by_their_bytes_not_their_names() {
         .as_str()
         .unwrap()
         .to_owned();
-    let status: Value = app
-        .get(&format!("/images/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let status: Value = app.get_json(&format!("/images/{id}")).await;
     assert_eq!(status["original"]["format"], "png");
 
     let mut webp = Vec::new();
@@ -207,12 +195,10 @@ async fn a_form_without_the_file_field_or_with_two_is_422() {
     let app = spawn_app().await;
     let form = reqwest::multipart::Form::new().text("picture", "nope");
     let response = app
-        .client
-        .post(app.url("/images"))
+        .request(Method::POST, "/images")
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let body = error_body(response, 422).await;
     assert_eq!(body["errors"]["file"], "is required");
 
@@ -221,36 +207,25 @@ async fn a_form_without_the_file_field_or_with_two_is_422() {
         "file",
         reqwest::multipart::Part::bytes(jpeg.clone()).file_name("b.jpg"),
     );
-    let response = app
-        .client
-        .post(app.url("/images"))
-        .multipart(two)
-        .send()
-        .await
-        .unwrap();
-    error_body(response, 422).await;
+    error_for(app.request(Method::POST, "/images").multipart(two), 422).await;
 }
 
 #[tokio::test]
 async fn a_body_that_is_not_a_multipart_form_is_415_or_400() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/images"))
-        .json(&serde_json::json!({"file": "aGVsbG8="}))
-        .send()
-        .await
-        .unwrap();
-    error_body(response, 415).await;
+    error_for(
+        app.request(Method::POST, "/images")
+            .json(&serde_json::json!({"file": "aGVsbG8="})),
+        415,
+    )
+    .await;
 
     let response = app
-        .client
-        .post(app.url("/images"))
+        .request(Method::POST, "/images")
         .header("content-type", "multipart/form-data; boundary=abc")
         .body("--abc\r\nthis is not a part header\r\n\r\nzzz")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     error_body(response, 400).await;
 }
 

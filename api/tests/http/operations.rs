@@ -1,5 +1,7 @@
 //! Health, readiness, metrics, the OpenAPI document, request ids, and a locked store.
 
+use harness::Fetch;
+use reqwest::Method;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -59,7 +61,7 @@ async fn metrics_count_requests_by_route_template_and_status() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint() {
     let app = spawn_app().await;
-    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let doc: Value = app.get_json("/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = &doc["paths"];
     for (path, methods) in [
@@ -80,12 +82,10 @@ async fn the_openapi_document_describes_every_endpoint() {
 async fn a_request_id_is_kept_or_created_and_echoed() {
     let app = spawn_app().await;
     let response = app
-        .client
-        .get(app.url("/orders"))
+        .request(Method::GET, "/orders")
         .header("x-request-id", "trace-abc-123")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
     let first = app.get("/orders").await.headers()["x-request-id"].clone();
     let second = app.get("/nope").await.headers()["x-request-id"].clone();
@@ -118,7 +118,7 @@ async fn sqlite_a_write_blocked_by_another_process_lock_is_503_then_recovers() {
 
     locker.execute_batch("ROLLBACK").unwrap();
     app.create(&reference_order()).await;
-    let list: Value = app.get("/orders").await.json().await.unwrap();
+    let list: Value = app.get_json("/orders").await;
     assert_eq!(list["orders"].as_array().unwrap().len(), 2);
     assert_eq!(list["next"], json!(null));
 }

@@ -1,5 +1,7 @@
 //! The orders resource: the reference clients' requests and answers, and paging.
 
+use harness::Fetch;
+use reqwest::Method;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -61,7 +63,7 @@ async fn put_with_some_fields_keeps_the_others() {
     assert_eq!(order["customer_name"], "John Doe");
     assert_eq!(order["created_at"], created["created_at"]);
     assert!(order["updated_at"].as_str() >= created["updated_at"].as_str());
-    let stored: Value = app.get(&path).await.json().await.unwrap();
+    let stored: Value = app.get_json(&path).await;
     assert_eq!(&stored["order"], order);
 }
 
@@ -73,7 +75,7 @@ async fn put_of_an_absent_order_is_404_and_creates_nothing() {
         .await;
     let body = error_body(response, 404).await;
     assert_eq!(body["message"], "Order not found");
-    let list: Value = app.get("/orders").await.json().await.unwrap();
+    let list: Value = app.get_json("/orders").await;
     assert_eq!(list["orders"], json!([]));
 }
 
@@ -135,15 +137,10 @@ async fn listing_defaults_to_100_per_page() {
     for _ in 0..101 {
         app.create(&reference_order()).await;
     }
-    let body: Value = app.get("/orders").await.json().await.unwrap();
+    let body: Value = app.get_json("/orders").await;
     assert_eq!(body["orders"].as_array().unwrap().len(), 100);
     let next = body["next"].as_str().unwrap();
-    let body: Value = app
-        .get(&format!("/orders?after={next}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&format!("/orders?after={next}")).await;
     assert_eq!(body["orders"].as_array().unwrap().len(), 1);
     assert_eq!(body["next"], Value::Null);
 }
@@ -166,7 +163,7 @@ async fn listing_filters_by_exact_customer_name_and_product() {
     let count = |path: &'static str| {
         let app = &app;
         async move {
-            let body: Value = app.get(path).await.json().await.unwrap();
+            let body: Value = app.get_json(path).await;
             body["orders"].as_array().unwrap().len()
         }
     };
@@ -186,13 +183,11 @@ async fn a_json_content_type_with_charset_or_suffix_is_accepted() {
         "application/vnd.shop+json",
     ] {
         let response = app
-            .client
-            .post(app.url("/orders"))
+            .request(Method::POST, "/orders")
             .header("content-type", content_type)
             .body(reference_order().to_string())
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 201, "{content_type}");
     }
 }

@@ -1,8 +1,10 @@
 //! Every rule of an order's fields, and every client error the API answers.
 
+use harness::Fetch;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, error_body, reference_order, spawn_app, spawn_app_with};
+use crate::common::{TestApp, error_body, error_for, reference_order, spawn_app, spawn_app_with};
 
 fn with(field: &str, value: Value) -> Value {
     let mut body = reference_order();
@@ -18,7 +20,7 @@ async fn refused(app: &TestApp, body: Value, field: &str) {
         error["errors"][field].as_str().is_some(),
         "{field} not named for {body}: {error}"
     );
-    let list: Value = app.get("/orders").await.json().await.unwrap();
+    let list: Value = app.get_json("/orders").await;
     assert_eq!(list["orders"], json!([]), "{body} was stored");
 }
 
@@ -123,7 +125,7 @@ async fn put_refuses_invalid_unknown_null_and_empty_bodies() {
             assert!(error["errors"][field].is_string(), "{body}: {error}");
         }
     }
-    let stored: Value = app.get(&path).await.json().await.unwrap();
+    let stored: Value = app.get_json(&path).await;
     assert_eq!(
         stored["order"], created,
         "a refused update changed the order"
@@ -134,15 +136,13 @@ async fn put_refuses_invalid_unknown_null_and_empty_bodies() {
 async fn malformed_json_is_400_and_a_non_object_is_422() {
     let app = spawn_app().await;
     for text in ["{", "{\"product\": }", "not json", "", "{\"a\":1}garbage"] {
-        let response = app
-            .client
-            .post(app.url("/orders"))
-            .header("content-type", "application/json")
-            .body(text)
-            .send()
-            .await
-            .unwrap();
-        error_body(response, 400).await;
+        error_for(
+            app.request(Method::POST, "/orders")
+                .header("content-type", "application/json")
+                .body(text),
+            400,
+        )
+        .await;
     }
     for value in [
         json!([reference_order()]),
@@ -159,23 +159,19 @@ async fn a_body_not_declared_as_json_is_415() {
     let app = spawn_app().await;
     let text = reference_order().to_string();
     let missing = app
-        .client
-        .post(app.url("/orders"))
+        .request(Method::POST, "/orders")
         .body(text.clone())
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     error_body(missing, 415).await;
     for content_type in ["text/plain", "application/x-www-form-urlencoded", "json"] {
-        let response = app
-            .client
-            .put(app.url("/orders/65a1b2c3d4e5f60718293a4b"))
-            .header("content-type", content_type)
-            .body(text.clone())
-            .send()
-            .await
-            .unwrap();
-        error_body(response, 415).await;
+        error_for(
+            app.request(Method::PUT, "/orders/65a1b2c3d4e5f60718293a4b")
+                .header("content-type", content_type)
+                .body(text.clone()),
+            415,
+        )
+        .await;
     }
 }
 
@@ -242,11 +238,9 @@ async fn unknown_routes_and_methods_answer_json() {
     error_body(app.get("/nope").await, 404).await;
     error_body(app.get("/orders/65a1b2c3d4e5f60718293a4b/items").await, 404).await;
     let patch = app
-        .client
-        .patch(app.url("/orders/65a1b2c3d4e5f60718293a4b"))
-        .send()
-        .await
-        .unwrap();
+        .request(Method::PATCH, "/orders/65a1b2c3d4e5f60718293a4b")
+        .fetch()
+        .await;
     error_body(patch, 405).await;
     error_body(app.delete("/orders").await, 405).await;
 }

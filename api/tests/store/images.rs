@@ -2,7 +2,7 @@
 //! states as workers report. Each backend module calls `image_store_suite!` with the same opener
 //! as the order suite.
 
-use api::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
+use api::images::{AttemptEnd, Image, ImageFormat, ImageId, ImageStatus, Picture};
 use api::orders::truncate_to_millis;
 use api::store::{ImageStore, StoreError};
 use chrono::{DateTime, Duration, Utc};
@@ -27,6 +27,21 @@ fn thumbnail() -> Picture {
         width: 300,
         height: 225,
         bytes: 12_345,
+    }
+}
+
+fn failed(reason: &str, last: bool, at: DateTime<Utc>) -> AttemptEnd {
+    AttemptEnd::Failed {
+        reason: reason.to_owned(),
+        last,
+        at,
+    }
+}
+
+fn done(at: DateTime<Utc>) -> AttemptEnd {
+    AttemptEnd::Done {
+        thumbnail: thumbnail(),
+        at,
     }
 }
 
@@ -81,15 +96,12 @@ pub async fn finishing_records_the_thumbnail_and_clears_the_error(store: &dyn Im
     store.insert_image(&image).await.unwrap();
     store.start_attempt(image.id, now()).await.unwrap();
     store
-        .fail_attempt(image.id, "the disk was full", false, now())
+        .end_attempt(image.id, &failed("the disk was full", false, now()))
         .await
         .unwrap();
     store.start_attempt(image.id, now()).await.unwrap();
     let done_at = now() + Duration::seconds(1);
-    store
-        .finish_image(image.id, thumbnail(), done_at)
-        .await
-        .unwrap();
+    store.end_attempt(image.id, &done(done_at)).await.unwrap();
     let done = stored(store, image.id).await;
     assert_eq!(done.status, ImageStatus::Done);
     assert_eq!(done.thumbnail, Some(thumbnail()));
@@ -104,7 +116,7 @@ pub async fn a_failed_attempt_is_queued_again_or_failed_when_last(store: &dyn Im
     store.insert_image(&image).await.unwrap();
     store.start_attempt(image.id, now()).await.unwrap();
     store
-        .fail_attempt(image.id, "cannot decode", false, now())
+        .end_attempt(image.id, &failed("cannot decode", false, now()))
         .await
         .unwrap();
     let again = stored(store, image.id).await;
@@ -112,7 +124,7 @@ pub async fn a_failed_attempt_is_queued_again_or_failed_when_last(store: &dyn Im
     assert_eq!(again.error.as_deref(), Some("cannot decode"));
     store.start_attempt(image.id, now()).await.unwrap();
     store
-        .fail_attempt(image.id, "still cannot decode", true, now())
+        .end_attempt(image.id, &failed("still cannot decode", true, now()))
         .await
         .unwrap();
     let failed = stored(store, image.id).await;
@@ -128,14 +140,14 @@ pub async fn a_done_image_stays_done(store: &dyn ImageStore) {
     let image = upload();
     store.insert_image(&image).await.unwrap();
     store.start_attempt(image.id, now()).await.unwrap();
-    store
-        .finish_image(image.id, thumbnail(), now())
-        .await
-        .unwrap();
+    store.end_attempt(image.id, &done(now())).await.unwrap();
     let done = stored(store, image.id).await;
     // A second worker that held the same job reports late.
     store
-        .fail_attempt(image.id, "late failure", true, now() + Duration::seconds(5))
+        .end_attempt(
+            image.id,
+            &failed("late failure", true, now() + Duration::seconds(5)),
+        )
         .await
         .unwrap();
     assert_eq!(stored(store, image.id).await, done);

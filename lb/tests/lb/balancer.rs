@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use harness::{Api, Process, free_port, get_text, wait_for_port};
 
 /// An api replica on a port of its own, on the SQLite file shared by the test's replicas.
-pub fn replica(dir: &Path, name: &str) -> Api {
+fn replica(dir: &Path, name: &str) -> Api {
     Api::start(
         dir,
         name,
@@ -23,6 +23,26 @@ pub fn replica(dir: &Path, name: &str) -> Api {
             ),
         ],
     )
+}
+
+/// `count` replicas on the test's SQLite file and an `lb` in front of them with `extra`
+/// settings, once the balancer calls every replica healthy.
+pub fn balanced(dir: &Path, count: usize, extra: &[(&str, &str)]) -> (Vec<Api>, Lb) {
+    let apis: Vec<Api> = (1..=count)
+        .map(|i| replica(dir, &format!("api-{i}")))
+        .collect();
+    let addrs: Vec<SocketAddr> = apis.iter().map(|api| api.addr).collect();
+    let lb = Lb::start(dir, &addrs, extra);
+    lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
+    (apis, lb)
+}
+
+/// A trivial upstream and an `lb` in front of it with `extra` settings, once it is healthy.
+pub fn echoed(dir: &Path, extra: &[(&str, &str)]) -> (Echo, Lb) {
+    let echo = Echo::start();
+    let lb = Lb::start(dir, &[echo.addr], extra);
+    lb.wait_for_health(&[(echo.addr, true)]);
+    (echo, lb)
 }
 
 /// `http_requests_total` of `api` for `route` (all methods and statuses).

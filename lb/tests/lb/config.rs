@@ -7,17 +7,7 @@ use harness::{free_port, wait_for_port};
 use crate::balancer::Echo;
 
 fn refused(env: &[(&str, &str)]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_lb"))
-        .env_clear()
-        .env("APP__SERVER__RUN_DIR", dir.path())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    stderr
+    harness::refused_start("lb", &[], env)
 }
 
 #[test]

@@ -1,24 +1,19 @@
 //! Replicas dying under load, and no replica at all.
 
+use harness::Fetch;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use harness::Api;
-
-use crate::balancer::{Lb, replica, requests};
+use crate::balancer::{balanced, echoed, requests};
 
 const ORDER: &str = r#"{"product":"Laptop","quantity":1,"customer_name":"John Doe","customer_address":"123 Main St"}"#;
 
 #[tokio::test]
 async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut apis: Vec<Api> = (1..=3)
-        .map(|i| replica(dir.path(), &format!("api-{i}")))
-        .collect();
+    let (mut apis, lb) = balanced(dir.path(), 3, &[("APP__HEALTH__INTERVAL_MS", "300")]);
     let addrs: Vec<_> = apis.iter().map(|api| api.addr).collect();
-    let lb = Lb::start(dir.path(), &addrs, &[("APP__HEALTH__INTERVAL_MS", "300")]);
-    lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -28,12 +23,8 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
         .post(lb.url("/orders"))
         .header("content-type", "application/json")
         .body(ORDER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let path = format!("/orders/{}", created["order"]["_id"].as_str().unwrap());
 
     let mut failures = Vec::new();
@@ -73,10 +64,7 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
     lb.wait_for_health(&[(addrs[1], true)]);
     let before = requests(&apis[1], "/orders/{id}");
     for _ in 0..30 {
-        assert_eq!(
-            client.get(lb.url(&path)).send().await.unwrap().status(),
-            200
-        );
+        assert_eq!(client.get(lb.url(&path)).fetch().await.status(), 200);
     }
     assert!(
         requests(&apis[1], "/orders/{id}") > before,
@@ -87,19 +75,15 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
 #[tokio::test]
 async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
     let dir = tempfile::tempdir().unwrap();
-    let mut apis: Vec<Api> = (1..=2)
-        .map(|i| replica(dir.path(), &format!("api-{i}")))
-        .collect();
+    let (mut apis, lb) = balanced(dir.path(), 2, &[]);
     let addrs: Vec<_> = apis.iter().map(|api| api.addr).collect();
-    let lb = Lb::start(dir.path(), &addrs, &[]);
-    lb.wait_for_health(&addrs.iter().map(|a| (*a, true)).collect::<Vec<_>>());
     for api in &mut apis {
         api.process.kill();
     }
     let client = reqwest::Client::new();
     for _ in 0..2 {
         let started = Instant::now();
-        let response = client.get(lb.url("/orders")).send().await.unwrap();
+        let response = client.get(lb.url("/orders")).fetch().await;
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "took {:?}",
@@ -120,17 +104,15 @@ async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
         assert!(body["message"].is_string(), "{body}");
     }
     lb.wait_for_health(&addrs.iter().map(|a| (*a, false)).collect::<Vec<_>>());
-    let response = client.get(lb.url("/orders")).send().await.unwrap();
+    let response = client.get(lb.url("/orders")).fetch().await;
     assert_eq!(response.status(), 503);
 }
 
 #[test]
 fn sigterm_stops_the_balancer_within_its_shutdown_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = crate::balancer::Echo::start();
-    let mut lb = Lb::start(
+    let (_echo, mut lb) = echoed(
         dir.path(),
-        &[echo.addr],
         &[("APP__SERVER__GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS", "3")],
     );
     lb.process.signal("TERM");

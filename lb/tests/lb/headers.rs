@@ -1,28 +1,26 @@
 //! What the balancer adds to, keeps in and refuses of a request.
 
+use harness::Fetch;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::balancer::{Echo, Lb, replica};
+use crate::balancer::{balanced, echoed};
 
 #[tokio::test]
 async fn the_request_id_round_trips_and_is_created_when_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let api = replica(dir.path(), "api-1");
-    let lb = Lb::start(dir.path(), &[api.addr], &[]);
-    lb.wait_for_health(&[(api.addr, true)]);
+    let (_apis, lb) = balanced(dir.path(), 1, &[]);
     let client = reqwest::Client::new();
     let response = client
         .get(lb.url("/orders"))
         .header("x-request-id", "trace-lb-1")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.headers()["x-request-id"], "trace-lb-1");
-    let response = client.get(lb.url("/orders")).send().await.unwrap();
+    let response = client.get(lb.url("/orders")).fetch().await;
     let created = response.headers()["x-request-id"]
         .to_str()
         .unwrap()
@@ -38,18 +36,15 @@ async fn the_request_id_round_trips_and_is_created_when_missing() {
 #[tokio::test]
 async fn forwarding_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo::start();
-    let lb = Lb::start(dir.path(), &[echo.addr], &[]);
-    lb.wait_for_health(&[(echo.addr, true)]);
+    let (echo, lb) = echoed(dir.path(), &[]);
     let response = reqwest::Client::new()
         .get(lb.url("/orders"))
         .header("x-forwarded-for", "203.0.113.7")
         .header("connection", "keep-alive, x-secret-hop")
         .header("x-secret-hop", "1")
         .header("keep-alive", "timeout=5")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
     let heads = echo.heads.lock().unwrap().clone();
     let head = heads
@@ -71,23 +66,17 @@ async fn forwarding_headers_reach_the_upstream_and_hop_by_hop_ones_do_not() {
 #[tokio::test]
 async fn oversized_headers_and_bodies_are_refused_with_json() {
     let dir = tempfile::tempdir().unwrap();
-    let api = replica(dir.path(), "api-1");
-    let lb = Lb::start(
-        dir.path(),
-        &[api.addr],
-        &[
-            ("APP__LIMITS__MAX_BODY_BYTES", "1000"),
-            ("APP__LIMITS__MAX_HEADER_BYTES", "2000"),
-        ],
-    );
-    lb.wait_for_health(&[(api.addr, true)]);
+    let limits = [
+        ("APP__LIMITS__MAX_BODY_BYTES", "1000"),
+        ("APP__LIMITS__MAX_HEADER_BYTES", "2000"),
+    ];
+    let (_apis, lb) = balanced(dir.path(), 1, &limits);
     let client = reqwest::Client::new();
     let response = client
         .get(lb.url("/orders"))
         .header("x-big", "a".repeat(3000))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 431);
     let body: Value = response.json().await.unwrap();
     assert!(body["message"].is_string());
@@ -95,9 +84,8 @@ async fn oversized_headers_and_bodies_are_refused_with_json() {
     let response = client
         .post(lb.url("/orders"))
         .body("x".repeat(5000))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert!(body["message"].is_string());
@@ -121,9 +109,8 @@ async fn oversized_headers_and_bodies_are_refused_with_json() {
     let small = client
         .post(lb.url("/orders"))
         .body("x".repeat(500))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(
         small.status(),
         415,
@@ -136,13 +123,7 @@ async fn oversized_headers_and_bodies_are_refused_with_json() {
 #[test]
 fn a_client_trickling_its_headers_is_cut_off_at_the_header_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo::start();
-    let lb = Lb::start(
-        dir.path(),
-        &[echo.addr],
-        &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "1000")],
-    );
-    lb.wait_for_health(&[(echo.addr, true)]);
+    let (echo, lb) = echoed(dir.path(), &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "1000")]);
     let stream = TcpStream::connect(("127.0.0.1", lb.port)).unwrap();
     let mut reader = stream.try_clone().unwrap();
     reader
@@ -190,19 +171,13 @@ fn a_client_trickling_its_headers_is_cut_off_at_the_header_deadline() {
 #[tokio::test]
 async fn keep_alive_clients_are_not_cut_off_between_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let echo = Echo::start();
-    let lb = Lb::start(
-        dir.path(),
-        &[echo.addr],
-        &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "500")],
-    );
-    lb.wait_for_health(&[(echo.addr, true)]);
+    let (_echo, lb) = echoed(dir.path(), &[("APP__TIMEOUTS__CLIENT_HEADER_MS", "500")]);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
         .unwrap();
     for _ in 0..3 {
-        let response = client.get(lb.url("/orders")).send().await.unwrap();
+        let response = client.get(lb.url("/orders")).fetch().await;
         assert_eq!(response.status(), 200);
         tokio::time::sleep(Duration::from_millis(800)).await;
     }

@@ -7,8 +7,7 @@ mod view;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,7 +15,8 @@ use axum::routing::{get, post};
 use self::upload::upload;
 pub use self::view::ImageView;
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, IdErrors};
+use super::path_id::{IdPath, ImagePath};
 use crate::blobs::BlobKey;
 use crate::images::{Image, ImageId, ImageStatus, Picture};
 
@@ -33,12 +33,7 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
         .route("/images/{id}/thumbnail", get(thumbnail))
 }
 
-async fn find(
-    state: &AppState,
-    id: Result<Path<String>, PathRejection>,
-) -> Result<Image, ApiError> {
-    let Path(id) = id.map_err(|_| ApiError::BadRequest("malformed image id".into()))?;
-    let id = ImageId::parse(&id).map_err(|why| ApiError::BadRequest(format!("image id {why}")))?;
+async fn find(state: &AppState, id: ImageId) -> Result<Image, ApiError> {
     state
         .images
         .get_image(id)
@@ -47,31 +42,25 @@ async fn find(
 }
 
 /// The image's status, sizes, attempts and links.
-#[utoipa::path(get, path = "/images/{id}", tag = "images",
-    params(("id" = String, Path, description = "32 hex characters")),
-    responses(
-        (status = 200, description = "The image", body = ImageView),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such image", body = ErrorBody),
-    ))]
+#[utoipa::path(get, path = "/images/{id}", tag = "images", params(ImagePath),
+    responses((status = 200, description = "The image", body = ImageView), IdErrors))]
 pub async fn show(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): ImagePath,
 ) -> Result<Json<ImageView>, ApiError> {
     Ok(Json(ImageView::from(&find(&state, id).await?)))
 }
 
 /// The uploaded file as it was sent.
-#[utoipa::path(get, path = "/images/{id}/original", tag = "images",
-    params(("id" = String, Path, description = "32 hex characters")),
+#[utoipa::path(get, path = "/images/{id}/original", tag = "images", params(ImagePath),
     responses(
         (status = 200, description = "The file, with its type, an ETag and cache headers"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No such image", body = ErrorBody),
+        IdErrors,
     ))]
 pub async fn original(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): ImagePath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image = find(&state, id).await?;
@@ -86,17 +75,16 @@ pub async fn original(
 }
 
 /// The thumbnail, once the image is `done`.
-#[utoipa::path(get, path = "/images/{id}/thumbnail", tag = "images",
-    params(("id" = String, Path, description = "32 hex characters")),
+#[utoipa::path(get, path = "/images/{id}/thumbnail", tag = "images", params(ImagePath),
     responses(
         (status = 200, description = "The thumbnail, with its type, an ETag and cache headers"),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No such image", body = ErrorBody),
         (status = 409, description = "Not ready yet, or failed", body = ErrorBody),
+        IdErrors,
     ))]
 pub async fn thumbnail(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): ImagePath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image = find(&state, id).await?;

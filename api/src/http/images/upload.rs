@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::blobs::BlobKey;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, FieldErrors};
-use crate::images::{Image, ImageId, UploadError, UploadLimits, inspect};
+use crate::images::{AttemptEnd, Image, ImageId, UploadError, UploadLimits, inspect};
 
 const FIELD: &str = "file";
 
@@ -111,7 +111,7 @@ pub async fn upload(
         // The record says why there will be no thumbnail; the file is not kept for nothing.
         let _ = state
             .images
-            .fail_attempt(id, "the job could not be queued", true, Utc::now())
+            .end_attempt(id, &AttemptEnd::gave_up("the job could not be queued"))
             .await;
         let _ = state.blobs.delete(BlobKey::Original(id)).await;
         return Err(error.into());

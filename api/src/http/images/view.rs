@@ -1,9 +1,9 @@
 //! The JSON shape of an image: the domain's values as clients see them, and their schema.
 
-use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::http::shown;
 use crate::images::{Image, ImageFormat, ImageStatus, Picture};
 
 /// An image format, as `format` fields show it.
@@ -93,6 +93,7 @@ pub struct ImageView {
     pub original: PictureView,
     pub thumbnail: Option<PictureView>,
     /// Times a worker has started on it.
+    #[schema(example = 1)]
     pub attempts: u32,
     /// Why the last attempt failed.
     pub error: Option<String>,
@@ -114,12 +115,8 @@ impl From<&Image> for ImageView {
             thumbnail: image.thumbnail.map(Into::into),
             attempts: image.attempts,
             error: image.error.clone(),
-            created_at: image
-                .created_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            updated_at: image
-                .updated_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            created_at: shown(&image.created_at),
+            updated_at: shown(&image.updated_at),
             links: Links {
                 original: format!("{this}/original"),
                 thumbnail: done.then(|| format!("{this}/thumbnail")),

@@ -1,12 +1,12 @@
 //! How orders look on the wire: the JSON a client sends, checked field by field against the
 //! domain's rules, and the JSON the API answers with.
 
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, FieldErrors};
+use crate::http::shown;
 use crate::orders::{
     CustomerAddress, CustomerName, NewOrder, Order, OrderChanges, Product, Quantity,
 };
@@ -42,12 +42,8 @@ impl From<&Order> for OrderView {
             quantity: order.quantity.get(),
             customer_name: order.customer_name.as_ref().to_owned(),
             customer_address: order.customer_address.as_ref().to_owned(),
-            created_at: order
-                .created_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            updated_at: order
-                .updated_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            created_at: shown(&order.created_at),
+            updated_at: shown(&order.updated_at),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 pub mod body;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -14,9 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::body::OrderView;
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, IdErrors, JsonBodyErrors};
 use super::json::JsonObject;
-use crate::orders::{Cursor, CustomerName, ListRequest, Order, OrderId, PageSize, Product};
+use super::path_id::{IdPath, OrderPath};
+use crate::orders::{Cursor, CustomerName, ListRequest, Order, PageSize, Product};
 
 const NOT_FOUND: &str = "Order not found";
 
@@ -93,12 +94,6 @@ pub struct Message {
     message: String,
 }
 
-/// The `{id}` of a path, checked to be an order id.
-fn order_id(path: Result<Path<String>, PathRejection>) -> Result<OrderId, ApiError> {
-    let Path(text) = path.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    OrderId::parse(&text).map_err(|why| ApiError::BadRequest(format!("malformed order id: {why}")))
-}
-
 /// List orders, one bounded page at a time, oldest first.
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
     responses(
@@ -118,18 +113,13 @@ pub async fn list(
 }
 
 /// Get one order.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "24 hex characters")),
-    responses(
-        (status = 200, description = "The order", body = OrderEnvelope),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
-    ))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(OrderPath),
+    responses((status = 200, description = "The order", body = OrderEnvelope), IdErrors))]
 pub async fn show(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): OrderPath,
 ) -> Result<Json<OrderEnvelope>, ApiError> {
-    let order = state.orders.get(order_id(id)?).await?;
+    let order = state.orders.get(id).await?;
     let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(OrderEnvelope {
         order: OrderView::from(&order),
@@ -140,10 +130,7 @@ pub async fn show(
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = body::OrderInput,
     responses(
         (status = 201, description = "Created; `Location` names the new order", body = OrderMessage),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not declared as JSON", body = ErrorBody),
-        (status = 422, description = "Invalid, missing or unknown fields", body = ErrorBody),
+        JsonBodyErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -164,21 +151,17 @@ pub async fn create(
 
 /// Change some fields of an order; the fields not sent are kept.
 #[utoipa::path(put, path = "/orders/{id}", tag = "orders", request_body = body::OrderInput,
-    params(("id" = String, Path, description = "24 hex characters")),
+    params(OrderPath),
     responses(
         (status = 200, description = "The whole updated order", body = OrderMessage),
-        (status = 400, description = "Malformed id or JSON", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not declared as JSON", body = ErrorBody),
-        (status = 422, description = "Invalid or unknown fields, or none", body = ErrorBody),
+        JsonBodyErrors,
+        IdErrors,
     ))]
 pub async fn update(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): OrderPath,
     JsonObject(object): JsonObject,
 ) -> Result<Json<OrderMessage>, ApiError> {
-    let id = order_id(id)?;
     let changes = body::changes(object)?;
     let order = state.orders.update(id, &changes, Utc::now()).await?;
     let order = order.ok_or(ApiError::NotFound(NOT_FOUND))?;
@@ -189,18 +172,13 @@ pub async fn update(
 }
 
 /// Delete an order.
-#[utoipa::path(delete, path = "/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "24 hex characters")),
-    responses(
-        (status = 200, description = "Deleted", body = Message),
-        (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such order", body = ErrorBody),
-    ))]
+#[utoipa::path(delete, path = "/orders/{id}", tag = "orders", params(OrderPath),
+    responses((status = 200, description = "Deleted", body = Message), IdErrors))]
 pub async fn remove(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
+    IdPath(id): OrderPath,
 ) -> Result<Json<Message>, ApiError> {
-    if state.orders.delete(order_id(id)?).await? {
+    if state.orders.delete(id).await? {
         Ok(Json(Message {
             message: "Order deleted successfully".into(),
         }))

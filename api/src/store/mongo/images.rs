@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use mongodb::options::ReturnDocument;
 
 use super::{MongoStore, map_error, stamp, time};
-use crate::images::{Image, ImageId, ImageStatus, Picture};
+use crate::images::{AttemptEnd, Image, ImageId, ImageStatus, Picture};
 use crate::store::{ImageStore, StoreError};
 
 fn corrupt(what: &str) -> StoreError {
@@ -132,40 +132,28 @@ impl ImageStore for MongoStore {
         }
     }
 
-    async fn finish_image(
-        &self,
-        id: ImageId,
-        thumbnail: Picture,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.images
-            .update_one(
+    async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {
+        let (filter, set) = match end {
+            AttemptEnd::Done { thumbnail, at } => (
                 doc! { "_id": id.to_string() },
-                doc! { "$set": {
+                doc! {
                     "status": "done",
-                    "thumbnail": picture_document(&thumbnail),
+                    "thumbnail": picture_document(thumbnail),
                     "error": Bson::Null,
-                    "updated_at": stamp(now),
-                } },
-            )
-            .await
-            .map(drop)
-            .map_err(map_error)
-    }
-
-    async fn fail_attempt(
-        &self,
-        id: ImageId,
-        reason: &str,
-        last: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let status = if last { "failed" } else { "queued" };
-        self.images
-            .update_one(
+                    "updated_at": stamp(*at),
+                },
+            ),
+            AttemptEnd::Failed { reason, last, at } => (
                 doc! { "_id": id.to_string(), "status": { "$ne": "done" } },
-                doc! { "$set": { "status": status, "error": reason, "updated_at": stamp(now) } },
-            )
+                doc! {
+                    "status": if *last { "failed" } else { "queued" },
+                    "error": reason,
+                    "updated_at": stamp(*at),
+                },
+            ),
+        };
+        self.images
+            .update_one(filter, doc! { "$set": set })
             .await
             .map(drop)
             .map_err(map_error)

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, invalid, time, timestamp};
-use crate::images::{Image, ImageFormat, ImageId, ImageStatus, Picture};
+use crate::images::{AttemptEnd, Image, ImageFormat, ImageId, ImageStatus, Picture};
 use crate::store::{ImageStore, StoreError};
 
 const COLUMNS: &str = "id, status, original_format, original_width, original_height, \
@@ -50,40 +50,42 @@ fn read_image(row: &Row<'_>) -> rusqlite::Result<Image> {
 impl ImageStore for SqliteStore {
     async fn insert_image(&self, image: &Image) -> Result<(), StoreError> {
         let image = image.clone();
-        self.run(move |conn| {
-            let thumbnail = image.thumbnail;
-            conn.prepare_cached(&format!(
-                "INSERT INTO images ({COLUMNS})
+        self.pool
+            .run(move |conn| {
+                let thumbnail = image.thumbnail;
+                conn.prepare_cached(&format!(
+                    "INSERT INTO images ({COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ))?
-            .execute(params![
-                image.id.to_string(),
-                image.status.as_str(),
-                image.original.format.as_str(),
-                image.original.width,
-                image.original.height,
-                image.original.bytes as i64,
-                thumbnail.map(|t| t.format.as_str()),
-                thumbnail.map(|t| t.width),
-                thumbnail.map(|t| t.height),
-                thumbnail.map(|t| t.bytes as i64),
-                image.attempts,
-                image.error,
-                timestamp(&image.created_at),
-                timestamp(&image.updated_at),
-            ])
-            .map(drop)
-        })
-        .await
+                ))?
+                .execute(params![
+                    image.id.to_string(),
+                    image.status.as_str(),
+                    image.original.format.as_str(),
+                    image.original.width,
+                    image.original.height,
+                    image.original.bytes as i64,
+                    thumbnail.map(|t| t.format.as_str()),
+                    thumbnail.map(|t| t.width),
+                    thumbnail.map(|t| t.height),
+                    thumbnail.map(|t| t.bytes as i64),
+                    image.attempts,
+                    image.error,
+                    timestamp(&image.created_at),
+                    timestamp(&image.updated_at),
+                ])
+                .map(drop)
+            })
+            .await
     }
 
     async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
-                .query_row([id.to_string()], read_image)
-                .optional()
-        })
-        .await
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
+                    .query_row([id.to_string()], read_image)
+                    .optional()
+            })
+            .await
     }
 
     async fn start_attempt(
@@ -91,68 +93,59 @@ impl ImageStore for SqliteStore {
         id: ImageId,
         now: DateTime<Utc>,
     ) -> Result<Option<Image>, StoreError> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!(
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&format!(
                 "UPDATE images SET status = 'processing', attempts = attempts + 1, updated_at = ?2
                  WHERE id = ?1 AND status IN ('queued', 'processing')
                  RETURNING {COLUMNS}"
             ))?
-            .query_row(params![id.to_string(), timestamp(&now)], read_image)
-            .optional()?
-            .map_or_else(
-                || {
-                    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
-                        .query_row([id.to_string()], read_image)
-                        .optional()
-                },
-                |image| Ok(Some(image)),
-            )
-        })
-        .await
+                .query_row(params![id.to_string(), timestamp(&now)], read_image)
+                .optional()?
+                .map_or_else(
+                    || {
+                        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
+                            .query_row([id.to_string()], read_image)
+                            .optional()
+                    },
+                    |image| Ok(Some(image)),
+                )
+            })
+            .await
     }
 
-    async fn finish_image(
-        &self,
-        id: ImageId,
-        thumbnail: Picture,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "UPDATE images SET status = 'done', thumbnail_format = ?2, thumbnail_width = ?3,
-                    thumbnail_height = ?4, thumbnail_bytes = ?5, error = NULL, updated_at = ?6
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id.to_string(),
-                thumbnail.format.as_str(),
-                thumbnail.width,
-                thumbnail.height,
-                thumbnail.bytes as i64,
-                timestamp(&now),
-            ])
+    async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {
+        let (id, end) = (id.to_string(), end.clone());
+        self.pool
+            .run(move |conn| match end {
+                AttemptEnd::Done { thumbnail, at } => conn
+                    .prepare_cached(
+                        "UPDATE images SET status = 'done', thumbnail_format = ?2,
+                            thumbnail_width = ?3, thumbnail_height = ?4, thumbnail_bytes = ?5,
+                            error = NULL, updated_at = ?6
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![
+                        id,
+                        thumbnail.format.as_str(),
+                        thumbnail.width,
+                        thumbnail.height,
+                        thumbnail.bytes as i64,
+                        timestamp(&at),
+                    ]),
+                AttemptEnd::Failed { reason, last, at } => conn
+                    .prepare_cached(
+                        "UPDATE images SET status = ?2, error = ?3, updated_at = ?4
+                         WHERE id = ?1 AND status != 'done'",
+                    )?
+                    .execute(params![
+                        id,
+                        if last { "failed" } else { "queued" },
+                        reason,
+                        timestamp(&at)
+                    ]),
+            })
+            .await
             .map(drop)
-        })
-        .await
-    }
-
-    async fn fail_attempt(
-        &self,
-        id: ImageId,
-        reason: &str,
-        last: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let reason = reason.to_owned();
-        let status = if last { "failed" } else { "queued" };
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "UPDATE images SET status = ?2, error = ?3, updated_at = ?4
-                 WHERE id = ?1 AND status != 'done'",
-            )?
-            .execute(params![id.to_string(), status, reason, timestamp(&now)])
-            .map(drop)
-        })
-        .await
     }
 }

@@ -55,6 +55,16 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+impl From<SqliteError> for StoreError {
+    fn from(error: SqliteError) -> Self {
+        match error {
+            SqliteError::Busy => Self::Unavailable(error.to_string()),
+            SqliteError::Constraint(cause) => Self::Conflict(cause.to_string()),
+            SqliteError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 impl SqliteStore {
     pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
         let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
@@ -62,19 +72,6 @@ impl SqliteStore {
             .await
             .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
         Ok(Self { pool })
-    }
-
-    /// Runs blocking SQLite work on one of the pool's connection threads.
-    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        self.pool.run(work).await.map_err(|error| match error {
-            SqliteError::Busy => StoreError::Unavailable(error.to_string()),
-            SqliteError::Constraint(cause) => StoreError::Conflict(cause.to_string()),
-            SqliteError::Other(cause) => StoreError::Internal(cause),
-        })
     }
 }
 

@@ -69,28 +69,30 @@ fn list_sql(request: &ListRequest) -> String {
 impl OrderStore for SqliteStore {
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
         let order = order.clone();
-        self.run(move |conn| insert_one(conn, &order)).await
+        self.pool.run(move |conn| insert_one(conn, &order)).await
     }
 
     async fn insert_many(&self, orders: &[Order]) -> Result<(), StoreError> {
         let orders = orders.to_vec();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for order in &orders {
-                insert_one(&tx, order)?;
-            }
-            tx.commit()
-        })
-        .await
+        self.pool
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                for order in &orders {
+                    insert_one(&tx, order)?;
+                }
+                tx.commit()
+            })
+            .await
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))?
-                .query_row([id.to_string()], read_order)
-                .optional()
-        })
-        .await
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))?
+                    .query_row([id.to_string()], read_order)
+                    .optional()
+            })
+            .await
     }
 
     async fn update(
@@ -100,9 +102,10 @@ impl OrderStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Order>, StoreError> {
         let changes = changes.clone();
-        self.run(move |conn| {
-            conn.prepare_cached(&format!(
-                "UPDATE orders SET
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE orders SET
                     product = COALESCE(?1, product),
                     quantity = COALESCE(?2, quantity),
                     customer_name = COALESCE(?3, customer_name),
@@ -110,37 +113,38 @@ impl OrderStore for SqliteStore {
                     updated_at = ?5
                  WHERE id = ?6
                  RETURNING {COLUMNS}"
-            ))?
-            .query_row(
-                params![
-                    changes.product.as_ref().map(AsRef::as_ref),
-                    changes.quantity.map(|q| q.get()),
-                    changes.customer_name.as_ref().map(AsRef::as_ref),
-                    changes.customer_address.as_ref().map(AsRef::as_ref),
-                    timestamp(&now),
-                    id.to_string(),
-                ],
-                read_order,
-            )
-            .optional()
-        })
-        .await
+                ))?
+                .query_row(
+                    params![
+                        changes.product.as_ref().map(AsRef::as_ref),
+                        changes.quantity.map(|q| q.get()),
+                        changes.customer_name.as_ref().map(AsRef::as_ref),
+                        changes.customer_address.as_ref().map(AsRef::as_ref),
+                        timestamp(&now),
+                        id.to_string(),
+                    ],
+                    read_order,
+                )
+                .optional()
+            })
+            .await
     }
 
     async fn delete(&self, id: OrderId) -> Result<bool, StoreError> {
-        self.run(move |conn| {
-            let deleted = conn
-                .prepare_cached("DELETE FROM orders WHERE id = ?1")?
-                .execute([id.to_string()])?;
-            Ok(deleted > 0)
-        })
-        .await
+        self.pool
+            .run(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM orders WHERE id = ?1")?
+                    .execute([id.to_string()])?;
+                Ok(deleted > 0)
+            })
+            .await
     }
 
     async fn list(&self, request: &ListRequest) -> Result<Page, StoreError> {
         let size = request.size;
         let request = request.clone();
-        let orders = self
+        self.pool
             .run(move |conn| {
                 let mut statement = conn.prepare_cached(&list_sql(&request))?;
                 let limit = i64::from(request.size.get()) + 1;
@@ -165,17 +169,19 @@ impl OrderStore for SqliteStore {
                     .query_map(named.as_slice(), read_order)?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .await?;
-        Ok(Page::from_overfetch(orders, size))
+            .await
+            .map(|orders| Page::from_overfetch(orders, size))
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.execute("DELETE FROM orders", []).map(drop))
+        self.pool
+            .run(|conn| conn.execute("DELETE FROM orders", []).map(drop))
             .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+        self.pool
+            .run(|conn| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
             .await
     }
 }

@@ -1,0 +1,159 @@
+//! What each section of the settings requires, and which sections a binary checks.
+
+use service::ConfigError;
+
+use super::backends::parse_store_uri;
+use super::{
+    ImageSettings, QueueSettings, ServerSettings, Settings, StoreSettings, WorkerSettings,
+};
+
+/// A section of the settings that a binary uses; each binary checks only its own (see its
+/// `main`), so that `seed` never asks for a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Server,
+    Store,
+    Images,
+    /// The queue's rules, and its URL when one is given; there may be none.
+    Queue,
+    /// The worker's rules; a worker also needs a queue.
+    Worker,
+}
+
+/// The first rule broken, as `(broken, key, why)`.
+fn first_broken(rules: &[(bool, &str, &str)]) -> Result<(), ConfigError> {
+    match rules.iter().find(|(broken, _, _)| *broken) {
+        Some((_, key, why)) => Err(ConfigError::key(key, why)),
+        None => Ok(()),
+    }
+}
+
+impl Settings {
+    /// Checks the sections a binary uses.
+    pub fn check(&self, sections: &[Section]) -> Result<(), ConfigError> {
+        sections.iter().try_for_each(|section| match section {
+            Section::Server => self.server.check(),
+            Section::Store => self.store.check(),
+            Section::Images => self.images.check(),
+            Section::Queue => self.queue.check().and(self.queue_backend().map(drop)),
+            Section::Worker => self.worker.check().and(self.required_queue().map(drop)),
+        })
+    }
+}
+
+impl ServerSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        first_broken(&[
+            (
+                self.body_limit == 0,
+                "server.body_limit",
+                "must be at least 1 byte",
+            ),
+            (
+                self.instance.trim().is_empty(),
+                "server.instance",
+                "must not be empty",
+            ),
+        ])
+    }
+}
+
+impl StoreSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Err(why) = parse_store_uri(&self.uri) {
+            return Err(ConfigError::key("store.uri", &why));
+        }
+        let (database, collection) = (&self.database, &self.collection);
+        first_broken(&[
+            (self.pool_size == 0, "store.pool_size", "must be at least 1"),
+            (
+                database.is_empty() || database.contains(['/', '.', ' ', '$']),
+                "store.database",
+                "must be a MongoDB database name",
+            ),
+            (
+                collection.is_empty() || collection.starts_with("system."),
+                "store.collection",
+                "must be a MongoDB collection name",
+            ),
+            (
+                self.server_selection_timeout_ms == 0 || self.connect_timeout_ms == 0,
+                "store.server_selection_timeout_ms",
+                "timeouts must be at least 1 ms",
+            ),
+        ])
+    }
+}
+
+impl ImageSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        first_broken(&[
+            (
+                self.max_upload_bytes == 0 || self.max_pixels == 0,
+                "images.max_upload_bytes",
+                "limits must be at least 1",
+            ),
+            (
+                self.max_concurrent_uploads == 0,
+                "images.max_concurrent_uploads",
+                "must be at least 1",
+            ),
+        ])
+    }
+}
+
+impl QueueSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        first_broken(&[
+            (
+                self.name.is_empty() || self.name.contains(char::is_whitespace),
+                "queue.name",
+                "must be a word without spaces",
+            ),
+            (
+                self.lease_ms < 100,
+                "queue.lease_ms",
+                "must be at least 100 ms",
+            ),
+            (
+                self.max_attempts == 0,
+                "queue.max_attempts",
+                "must be at least 1",
+            ),
+            (
+                self.retry_base_ms > self.retry_max_ms,
+                "queue.retry_base_ms",
+                "must not exceed queue.retry_max_ms",
+            ),
+            (
+                self.timeout_ms == 0,
+                "queue.timeout_ms",
+                "must be at least 1 ms",
+            ),
+        ])
+    }
+}
+
+impl WorkerSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        let thumbnail = &self.thumbnail;
+        let size = 1..=4096;
+        first_broken(&[
+            (
+                self.concurrency == 0,
+                "worker.concurrency",
+                "must be at least 1",
+            ),
+            (
+                !size.contains(&thumbnail.width) || !size.contains(&thumbnail.height),
+                "worker.thumbnail.width",
+                "sizes must be 1 to 4096 pixels",
+            ),
+            (
+                !(1..=100).contains(&thumbnail.jpeg_quality),
+                "worker.thumbnail.jpeg_quality",
+                "must be 1 to 100",
+            ),
+        ])
+    }
+}
