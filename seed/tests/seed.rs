@@ -110,3 +110,35 @@ async fn reset_empties_the_store_then_loads_the_set() {
     assert!(seed(&db, &["clear"]).status.success());
     assert!(all_orders(&db).await.is_empty());
 }
+
+/// On MongoDB, `seed` needs the store's settings and nothing else: no queue URL.
+#[tokio::test]
+async fn on_mongodb_it_needs_only_the_store_settings() {
+    let Some(uri) = harness::mongo::uri() else {
+        return;
+    };
+    let mut store = Settings::default().store;
+    store.uri = uri.clone();
+    store.database = harness::mongo::unique_database();
+    let run = |args: &[&str]| {
+        Command::new(harness::binary("seed"))
+            .env_clear()
+            .env("APP__STORE__URI", &store.uri)
+            .env("APP__STORE__DATABASE", &store.database)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let reset = run(&["reset", "--count", "250", "--quiet"]);
+    assert!(reset.status.success(), "{reset:?}");
+    let orders = api::store::open(&store).await.unwrap().orders;
+    let page = ListRequest {
+        size: PageSize::parse(1000).unwrap(),
+        ..ListRequest::default()
+    };
+    assert_eq!(orders.list(&page).await.unwrap().orders.len(), 250);
+    let cleared = run(&["clear"]);
+    assert!(cleared.status.success(), "{cleared:?}");
+    assert!(orders.list(&page).await.unwrap().orders.is_empty());
+    harness::mongo::drop_database(&uri, &store.database).await;
+}

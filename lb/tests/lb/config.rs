@@ -20,7 +20,8 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("retries.max"), "{stderr}");
 }
 
-/// The shipped local configuration loads; environment variables override its addresses.
+/// The shipped local configuration loads; environment variables override its addresses, and an
+/// api setting among them does not stop the balancer.
 #[test]
 fn the_local_configuration_file_starts_the_balancer() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,6 +35,8 @@ fn the_local_configuration_file_starts_the_balancer() {
         .env("APP__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .env("APP__SERVER__RUN_DIR", dir.path())
         .env("APP__UPSTREAMS__ADDRESSES", echo.addr.to_string())
+        // A setting of the api's, as a shared environment would hand it over: skipped.
+        .env("APP__STORE__URI", "sqlite://elsewhere.db")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
