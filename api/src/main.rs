@@ -22,8 +22,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let config = service::ConfigFile::parse_for("Orders REST API and image uploads");
+    let binary = service::binary!("Orders REST API and image uploads");
     // No worker settings; a queue only if one is configured (without one, uploads answer 503).
     let uses = [Server, Store, Images, Queue];
-    service::run_async("api", &config, |s: &Settings| s.check(&uses), serve)
+    let config = binary.config_file();
+    service::run_async(binary.name, &config, |s: &Settings| s.check(&uses), serve)
 }

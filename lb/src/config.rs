@@ -131,13 +131,7 @@ impl Default for Settings {
     }
 }
 
-impl service::Settings for Settings {
-    const FAMILY: service::Family = service::Family::Lb;
-
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-}
+service::settings_family!(Settings, Lb);
 
 impl Settings {
     pub fn check(&self) -> Result<(), ConfigError> {

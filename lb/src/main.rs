@@ -26,10 +26,14 @@ use crate::slow_clients::HeaderDeadline;
 use crate::upstreams::Upstreams;
 
 fn main() -> ExitCode {
-    let config = service::ConfigFile::parse_for("Load balancer for the orders api replicas");
-    service::run("lb", &config, Settings::check, |settings| {
-        match run(&settings)? {}
-    })
+    let binary = service::binary!("Load balancer for the orders api replicas");
+    let config = binary.config_file();
+    service::run(
+        binary.name,
+        &config,
+        Settings::check,
+        |settings| match run(&settings)? {},
+    )
 }
 
 /// Runs until a signal stops the server (pingora then exits the process itself).

@@ -80,12 +80,8 @@ async fn reset_empties_the_store_then_loads_the_set() {
         !again.status.success(),
         "loading twice must fail, not duplicate"
     );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&again.stdout),
-        String::from_utf8_lossy(&again.stderr)
-    );
-    assert!(said.contains("seed reset"), "{said}");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("seed reset"), "{stderr}");
 
     let store = SqliteStore::open(&db, &Settings::default().store)
         .await

@@ -18,7 +18,7 @@ pub fn registry(instance: &str) -> Registry {
     )
 }
 
-/// A latency histogram from 100 µs to about 15 minutes, in seconds.
+/// A latency histogram from 100 µs to about 15 seconds, in seconds.
 pub fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 2.5, 14))
 }

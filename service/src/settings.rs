@@ -59,12 +59,23 @@ pub struct Loaded<T> {
     pub skipped: Vec<String>,
 }
 
-/// Loads `T::default()` < `file` (if given) < this process's `APP__…` variables.
+/// Loads `T::default()` < `file` (if given) < this process's `APP__…` variables. Variables that
+/// are not Unicode are passed over unless they are settings, which must be.
 pub fn load<T>(file: Option<&Path>, family: Family) -> Result<Loaded<T>, ConfigError>
 where
     T: Default + Serialize + DeserializeOwned,
 {
-    load_from(file, family, std::env::vars())
+    let mut environment = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|name| dotted_key(name).is_some()) else {
+            continue;
+        };
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError(format!("{name}: the value is not valid UTF-8")))?;
+        environment.push((name.to_owned(), value));
+    }
+    load_from(file, family, environment)
 }
 
 /// As [`load`], with the environment given.

@@ -13,28 +13,65 @@ use crate::logs::{self, LogSettings};
 use crate::settings::{self, ConfigError, Family};
 
 /// A binary's settings: which file family they belong to and where the log settings are.
+/// Implemented with [`settings_family!`](crate::settings_family).
 pub trait Settings: Default + Serialize + DeserializeOwned {
     const FAMILY: Family;
 
     fn log(&self) -> &LogSettings;
 }
 
+/// Implements [`Settings`] for a settings struct of `family` whose `log` field holds the log
+/// settings, as every binary's does.
+#[macro_export]
+macro_rules! settings_family {
+    ($type:ty, $family:ident) => {
+        impl $crate::Settings for $type {
+            const FAMILY: $crate::Family = $crate::Family::$family;
+
+            fn log(&self) -> &$crate::logs::LogSettings {
+                &self.log
+            }
+        }
+    };
+}
+
+/// Who a binary is, for its `--help`, `--version` and the lines it writes: see [`binary!`](crate::binary).
+pub struct Binary {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub about: &'static str,
+}
+
+/// The [`Binary`] being compiled, described by `about`.
+#[macro_export]
+macro_rules! binary {
+    ($about:literal) => {
+        $crate::Binary {
+            name: env!("CARGO_BIN_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+            about: $about,
+        }
+    };
+}
+
 /// The `--config` option every binary takes: flattened into a binary's own arguments, or, for a
-/// binary that takes nothing else, parsed alone with [`ConfigFile::parse_for`].
+/// binary that takes nothing else, parsed alone with [`Binary::config_file`].
 #[derive(Debug, clap::Parser)]
-#[command(version)]
 pub struct ConfigFile {
     /// TOML settings file (built-in defaults < this file < APP__SECTION__KEY variables).
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 }
 
-impl ConfigFile {
-    /// The command line of a binary whose only option is `--config`; `about` heads its `--help`.
-    pub fn parse_for(about: &'static str) -> Self {
+impl Binary {
+    /// The command line of a binary whose only option is `--config`.
+    pub fn config_file(&self) -> ConfigFile {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = Self::command().about(about).get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+        let command = ConfigFile::command()
+            .name(self.name)
+            .version(self.version)
+            .about(self.about);
+        ConfigFile::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit())
     }
 }
 
@@ -65,7 +102,9 @@ pub fn run<S: Settings>(
     match main(loaded.settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            // In the log for operators, and on stderr for whoever ran the command.
             tracing::error!(error = format!("{error:#}"), "{binary} failed");
+            eprintln!("{binary}: {error:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,10 +1,10 @@
 //! A real Redis server (Debian's `redis-server`) on a free loopback port.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::free_port;
+use crate::{Process, free_port};
 
 /// A Redis server on a free loopback port, its data (append-only file) in `dir`. Stopping and
 /// starting it again keeps the port and the data, as a restarted server would.
@@ -12,7 +12,7 @@ pub struct RedisServer {
     binary: PathBuf,
     dir: PathBuf,
     pub port: u16,
-    child: Option<Child>,
+    process: Option<Process>,
 }
 
 impl RedisServer {
@@ -22,22 +22,18 @@ impl RedisServer {
         if !crate::available(binary.is_some(), "redis-server") {
             return None;
         }
-        Some(Self::start_binary(binary?, dir))
-    }
-
-    fn start_binary(binary: PathBuf, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let mut server = Self {
-            binary,
+            binary: binary?,
             dir: dir.to_owned(),
             port: 0,
-            child: None,
+            process: None,
         };
         // A port free a moment ago may be taken by the time Redis binds it: try a few.
         for _ in 0..5 {
             server.port = free_port();
             if server.try_start() {
-                return server;
+                return Some(server);
             }
         }
         panic!(
@@ -56,12 +52,8 @@ impl RedisServer {
     }
 
     fn try_start(&mut self) -> bool {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("redis.log"))
-            .unwrap();
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--save",
@@ -72,48 +64,24 @@ impl RedisServer {
                 "always",
             ])
             .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .arg(&self.dir);
+        let mut process = Process::spawn(command, self.dir.join("redis.log"));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                return false;
-            }
+        while Instant::now() < deadline && process.exited().is_none() {
             if ping(self.port) {
-                self.child = Some(child);
+                self.process = Some(process);
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = child.kill();
-        let _ = child.wait();
         false
     }
 
     /// Stops the server (it writes its append-only file first) and waits for it to exit.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "redis-server did not stop");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.process.take() {
+            process.signal("TERM");
+            process.wait_for_exit(Duration::from_secs(10));
         }
     }
 }

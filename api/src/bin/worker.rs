@@ -10,12 +10,11 @@ use api::startup::Backends;
 use api::worker::Worker as JobWorker;
 
 fn main() -> ExitCode {
-    let config = service::ConfigFile::parse_for(
-        "Image worker: makes thumbnails from the job queue (the api's settings file)",
-    );
+    let binary = service::binary!("Image worker: thumbnails from the job queue (api settings)");
     // The worker section needs a queue: a worker refuses to start without one.
     let uses = [Store, Images, Queue, Worker];
-    service::run_async("worker", &config, |s: &Settings| s.check(&uses), work)
+    let config = binary.config_file();
+    service::run_async(binary.name, &config, |s: &Settings| s.check(&uses), work)
 }
 
 async fn work(settings: Settings) -> anyhow::Result<()> {

@@ -146,13 +146,7 @@ impl Default for Settings {
     }
 }
 
-impl service::Settings for Settings {
-    const FAMILY: service::Family = service::Family::Api;
-
-    fn log(&self) -> &LogSettings {
-        &self.log
-    }
-}
+service::settings_family!(Settings, Api);
 
 impl StoreSettings {
     /// The backend the (checked) URI names.

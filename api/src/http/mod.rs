@@ -20,7 +20,6 @@ use axum::http::{HeaderName, Response};
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use chrono::{DateTime, SecondsFormat, Utc};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -107,11 +106,6 @@ pub fn router(state: AppState) -> Router {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
                 })),
         )
-}
-
-/// A time as every answer shows it: RFC 3339, UTC, to the millisecond.
-fn shown(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 async fn not_found() -> ApiError {

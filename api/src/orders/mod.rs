@@ -69,6 +69,12 @@ impl OrderChanges {
     }
 }
 
+/// A time as the service writes it, in answers and in the SQLite file: RFC 3339, UTC, to the
+/// millisecond.
+pub fn to_rfc3339_millis(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub fn truncate_to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or(time)
 }

@@ -1,5 +1,5 @@
 //! `/images` over HTTP without a worker: what the api itself promises about an upload (the
-//! checks before storing, the status record, the downloads). With workers: tests/images.
+//! checks before storing, the status record, the downloads). With workers: api/tests/pipeline.rs.
 
 use harness::Fetch;
 use reqwest::Method;

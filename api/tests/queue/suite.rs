@@ -1,5 +1,5 @@
 //! What every `JobQueue` backend must do. Each backend module calls `job_queue_suite!` with an
-//! async function returning a fresh, empty queue with a lease of [`LEASE`] (or `None` when its
+//! async function returning a fresh, empty queue with the lease it is given (or `None` when its
 //! server is not installed), so the same cases run against every backend.
 
 use std::collections::HashSet;
@@ -11,6 +11,8 @@ use api::queue::{Delivery, JobQueue, QueueError};
 
 /// Short, so that an expired lease can be seen within a test.
 pub const LEASE: Duration = Duration::from_millis(600);
+/// Long, for cases where no lease should expire however slow the machine is.
+pub const LONG_LEASE: Duration = Duration::from_secs(60);
 
 async fn claim(queue: &dyn JobQueue, consumer: &str) -> Option<Delivery> {
     queue.claim(consumer).await.unwrap()
@@ -51,7 +53,8 @@ pub async fn retry_after_delays_the_next_claim(queue: &dyn JobQueue) {
     let image = ImageId::generate();
     queue.enqueue(image).await.unwrap();
     let delivery = claim_soon(queue, "a", Duration::from_secs(5)).await;
-    let delay = Duration::from_millis(1500);
+    // Longer than one claim's wait for work (about a second), with room for a slow machine.
+    let delay = Duration::from_secs(3);
     let handed_back = Instant::now();
     queue.retry_after(&delivery, delay).await.unwrap();
     assert_eq!(claim(queue, "b").await, None, "not due yet");
@@ -164,10 +167,10 @@ macro_rules! job_queue_suite {
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_claimers_never_get_the_same_job_twice() {
-            let Some(backend) = $open().await else { return };
+            let Some(backend) = $open(crate::suite::LONG_LEASE).await else { return };
             let mut queues = vec![backend.queue.clone()];
             for _ in 1..8 {
-                queues.push(backend.another().await);
+                queues.push(backend.another(crate::suite::LONG_LEASE).await);
             }
             crate::suite::concurrent_claimers_never_get_the_same_job_twice(queues).await;
         }
@@ -176,7 +179,7 @@ macro_rules! job_queue_suite {
         $(
             #[tokio::test]
             async fn $case() {
-                let Some(backend) = $open().await else { return };
+                let Some(backend) = $open(crate::suite::LEASE).await else { return };
                 crate::suite::$case(&*backend.queue).await;
             }
         )+

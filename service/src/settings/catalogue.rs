@@ -2,7 +2,7 @@
 //! warning) an environment variable that is another binary's key, and refuses one nobody knows.
 //! Each binary's tests check its entry against its settings structs (`check_catalogue`).
 
-/// `api`, `worker` and `seed` (`api/src/config.rs`).
+/// `api`, `worker` and `seed` (`api/src/config/mod.rs`).
 pub const API: &[&str] = &[
     "images.blob_dir",
     "images.max_concurrent_uploads",

@@ -3,8 +3,8 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::http::shown;
 use crate::images::{Image, ImageFormat, ImageStatus, Picture};
+use crate::orders::to_rfc3339_millis as shown;
 
 /// An image format, as `format` fields show it.
 #[derive(Debug, Serialize, ToSchema)]

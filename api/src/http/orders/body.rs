@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::http::error::{ApiError, FieldErrors};
-use crate::http::shown;
+use crate::orders::to_rfc3339_millis as shown;
 use crate::orders::{
     CustomerAddress, CustomerName, NewOrder, Order, OrderChanges, Product, Quantity,
 };

@@ -9,11 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, TransactionBehavior};
 
 use super::StoreError;
 use crate::config::StoreSettings;
+use crate::orders::to_rfc3339_millis as timestamp;
 use crate::sqlite_pool::{SqliteError, SqlitePool};
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many have run.
@@ -85,10 +86,6 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
     tx.commit()
-}
-
-fn timestamp(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn invalid(index: usize, message: String) -> rusqlite::Error {
