@@ -11,11 +11,11 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use service::request_id::{self, HEADER as REQUEST_ID};
 
 use crate::metrics::Metrics;
 use crate::upstreams::Upstreams;
 
-const REQUEST_ID: &str = "x-request-id";
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; `Transfer-Encoding` is pingora's to
 /// handle since it frames the body.
 const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
@@ -100,8 +100,8 @@ impl ProxyHttp for Proxy {
             .req_header()
             .headers
             .get(REQUEST_ID)
+            .filter(|v| request_id::is_plain(v.as_bytes()))
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 200)
             .map(str::to_owned);
         ctx.id = match id {
             Some(id) => id,

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -61,11 +61,11 @@ impl Metrics {
     }
 }
 
-/// Counts and times every request. Unmatched paths share one `route` value so that scanners
-/// cannot grow the label set without bound.
+/// Counts and times every request. Unmatched paths share one `route` value and unknown methods
+/// one `method` value, so that scanners cannot grow the label set without bound.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -75,8 +75,24 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let seconds = started.elapsed().as_secs_f64();
     state
         .metrics
-        .record(&method, &route, response.status().as_u16(), seconds);
+        .record(method, &route, response.status().as_u16(), seconds);
     response
+}
+
+/// The standard methods by name; any other (HTTP allows made-up ones) is `OTHER`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
 }
 
 /// `GET /metrics`: the OpenMetrics text Prometheus scrapes.

@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, Response};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use service::request_id;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -34,7 +36,7 @@ use crate::config::ImageSettings;
 use crate::queue::JobQueue;
 use crate::store::{ImageStore, OrderStore};
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn(drop_unplain_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -106,6 +109,19 @@ pub fn router(state: AppState) -> Router {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
                 })),
         )
+}
+
+/// A client's request id that is not plain (see `service::request_id`) is dropped, so that the
+/// next layer makes a fresh one.
+async fn drop_unplain_request_id(mut request: Request, next: Next) -> Response<Body> {
+    let headers = request.headers_mut();
+    if headers
+        .get(&REQUEST_ID)
+        .is_some_and(|id| !request_id::is_plain(id.as_bytes()))
+    {
+        headers.remove(&REQUEST_ID);
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {

@@ -58,6 +58,29 @@ async fn metrics_count_requests_by_route_template_and_status() {
     assert!(text.contains("http_request_duration_seconds_bucket{"));
 }
 
+/// A scanner sending made-up methods (HTTP allows any token) cannot grow the label set: they
+/// all count as `OTHER`, and the number of series stays the same after a thousand of them.
+#[tokio::test]
+async fn made_up_methods_share_one_label() {
+    let app = spawn_app().await;
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    let probe = |i: usize| Method::from_bytes(format!("XQ{i}F").as_bytes()).unwrap();
+    app.request(probe(0), "/orders").fetch().await;
+    // The first scrape is counted after it answers: the next one shows it.
+    app.get("/metrics").await;
+    let before = series(&app.get("/metrics").await.text().await.unwrap());
+    for i in 1..1000 {
+        app.request(probe(i), "/orders").fetch().await;
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(series(&text), before, "{text}");
+    assert!(
+        text.contains(r#"method="OTHER",route="/orders",status="405""#),
+        "{text}"
+    );
+    assert!(!text.contains("XQ1F"), "a made-up method became a label");
+}
+
 #[tokio::test]
 async fn the_openapi_document_describes_every_endpoint() {
     let app = spawn_app().await;
@@ -87,6 +110,17 @@ async fn a_request_id_is_kept_or_created_and_echoed() {
         .fetch()
         .await;
     assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    // Ids that could flood or forge log lines are replaced by a fresh UUID.
+    for hostile in ["x".repeat(129), "a b".into(), "x\" level=ERROR".into()] {
+        let response = app
+            .request(Method::GET, "/orders")
+            .header("x-request-id", hostile.as_str())
+            .fetch()
+            .await;
+        let echoed = response.headers()["x-request-id"].to_str().unwrap();
+        assert_ne!(echoed, hostile);
+        assert_eq!(echoed.len(), 36, "a UUID: {echoed}");
+    }
     let first = app.get("/orders").await.headers()["x-request-id"].clone();
     let second = app.get("/nope").await.headers()["x-request-id"].clone();
     assert!(!first.is_empty());

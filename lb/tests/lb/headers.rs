@@ -20,6 +20,19 @@ async fn the_request_id_round_trips_and_is_created_when_missing() {
         .fetch()
         .await;
     assert_eq!(response.headers()["x-request-id"], "trace-lb-1");
+    for hostile in ["y".repeat(300), "a b".into()] {
+        let response = client
+            .get(lb.url("/orders"))
+            .header("x-request-id", hostile.as_str())
+            .fetch()
+            .await;
+        let replaced = response.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(
+            replaced.len(),
+            36,
+            "a UUID instead of {hostile:?}: {replaced}"
+        );
+    }
     let response = client.get(lb.url("/orders")).fetch().await;
     let created = response.headers()["x-request-id"]
         .to_str()
