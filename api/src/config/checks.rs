@@ -98,6 +98,11 @@ impl ImageSettings {
                 "images.max_concurrent_uploads",
                 "must be at least 1",
             ),
+            (
+                self.upload_wait_ms == 0,
+                "images.upload_wait_ms",
+                "must be at least 1 ms",
+            ),
         ])
     }
 }

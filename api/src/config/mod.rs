@@ -40,6 +40,8 @@ pub struct ImageSettings {
     /// Uploads read at once per replica (each may hold up to `max_upload_bytes` in memory);
     /// more wait their turn.
     pub max_concurrent_uploads: usize,
+    /// How long an upload waits for its turn before it is answered 503 with `Retry-After`.
+    pub upload_wait_ms: u64,
     /// Folder holding originals and thumbnails (a shared volume when replicas are on several
     /// machines); relative to the working folder.
     pub blob_dir: PathBuf,
@@ -125,6 +127,7 @@ impl Default for Settings {
                 max_upload_bytes: 20 * 1024 * 1024,
                 max_pixels: 50_000_000,
                 max_concurrent_uploads: 16,
+                upload_wait_ms: 10_000,
                 blob_dir: PathBuf::from("data/blobs"),
             },
             queue: QueueSettings {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 503: the job queue cannot take the upload now; safe to retry later.
     #[error("the job queue is unavailable, try again later")]
     QueueUnavailable(String),
+    /// 503 with `Retry-After`: every upload slot stayed taken for `images.upload_wait_ms`.
+    #[error("too many uploads at once, try again shortly")]
+    UploadsBusy,
     /// 503: this replica runs without a job queue (`queue.url` unset beside a non-SQLite store).
     #[error("no job queue is configured: uploads are off on this service")]
     NoQueue,
@@ -105,9 +108,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::QueueUnavailable(_) | Self::NoQueue => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_)
+            | Self::QueueUnavailable(_)
+            | Self::NoQueue
+            | Self::UploadsBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,11 +127,12 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let message = self.to_string();
+        let retry_after = matches!(self, Self::UploadsBusy).then_some([(header::RETRY_AFTER, "1")]);
         let errors = match self {
             Self::Validation { errors, .. } if !errors.is_empty() => Some(errors),
             _ => None,
         };
-        (status, Json(ErrorBody { message, errors })).into_response()
+        (status, retry_after, Json(ErrorBody { message, errors })).into_response()
     }
 }
 

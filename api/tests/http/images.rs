@@ -1,6 +1,8 @@
 //! `/images` over HTTP without a worker: what the api itself promises about an upload (the
 //! checks before storing, the status record, the downloads). With workers: api/tests/pipeline.rs.
 
+use std::time::{Duration, Instant};
+
 use harness::Fetch;
 use reqwest::Method;
 use reqwest::StatusCode;
@@ -321,4 +323,47 @@ async fn uploads_beyond_the_concurrency_limit_wait_their_turn() {
     let (second_done, status) = second.await.unwrap();
     assert_eq!(status, 202);
     assert!(second_done >= first_done);
+}
+
+/// An upload that waits longer than `images.upload_wait_ms` for its turn is answered 503 JSON
+/// with `Retry-After`, instead of holding the connection until the lb gives up on the replica.
+#[tokio::test]
+async fn an_upload_that_waits_too_long_for_its_turn_is_told_to_retry() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|s| {
+        s.images.max_concurrent_uploads = 1;
+        s.images.upload_wait_ms = 300;
+    })
+    .await;
+    // The first upload takes the only slot and keeps it: its body never ends.
+    let mut first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    first
+        .write_all(
+            b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+              Content-Length: 100000\r\n\r\n--B\r\n",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let jpeg = pictures::jpeg(64, 64);
+    let response = app
+        .request(Method::POST, "/images")
+        .multipart(form(&jpeg, "b.jpg"))
+        .fetch()
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = error_body(response, 503).await;
+    assert!(
+        body["message"].as_str().unwrap().contains("try again"),
+        "{body}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "answered after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    drop(first);
 }

@@ -8,6 +8,7 @@ pub const API: &[&str] = &[
     "images.max_concurrent_uploads",
     "images.max_pixels",
     "images.max_upload_bytes",
+    "images.upload_wait_ms",
     "log.format",
     "log.level",
     "queue.lease_ms",

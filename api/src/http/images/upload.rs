@@ -1,6 +1,8 @@
 //! `POST /images`: a multipart form with one field `file`. The size limit applies while the body
 //! streams in; the format and dimensions are checked from the bytes before anything is stored.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
@@ -51,7 +53,7 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not multipart, or not a JPEG, PNG or WebP", body = ErrorBody),
         (status = 422, description = "No file, an empty file, an unreadable header, or too many pixels", body = ErrorBody),
-        (status = 503, description = "The store or the queue is unavailable, or no queue is configured", body = ErrorBody),
+        (status = 503, description = "The store or the queue is unavailable, no queue is configured, or every upload slot stayed busy (`Retry-After`)", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -61,11 +63,12 @@ pub async fn upload(
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType("Content-Type must be multipart/form-data".into())
     })?;
-    // Bounds the memory uploads can hold: the rest wait here with their bodies unread.
-    let _slot = state
-        .upload_slots
-        .acquire()
+    // Bounds the memory uploads can hold: the rest wait here with their bodies unread, for a
+    // while: past it the client is told to come back rather than held until the lb gives up.
+    let wait = Duration::from_millis(state.uploads.upload_wait_ms);
+    let _slot = tokio::time::timeout(wait, state.upload_slots.acquire())
         .await
+        .map_err(|_| ApiError::UploadsBusy)?
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("the upload slots were closed")))?;
     let limit = state.uploads.max_upload_bytes;
     let mut file = None;
