@@ -10,6 +10,9 @@ use std::io::Write;
 use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio_util::io::ReaderStream;
 
 use crate::images::ImageId;
 
@@ -42,10 +45,24 @@ pub trait BlobStore: Send + Sync + 'static {
     /// new one, never a part.
     async fn put(&self, key: BlobKey, bytes: Bytes) -> Result<(), BlobError>;
 
+    /// The whole file in memory (the worker decodes it whole anyway).
     async fn get(&self, key: BlobKey) -> Result<Option<Vec<u8>>, BlobError>;
+
+    /// The file as a stream of chunks, with its length: what one reader holds in memory does
+    /// not grow with the file's size.
+    async fn read(&self, key: BlobKey) -> Result<Option<Blob>, BlobError>;
 
     /// Removes the file if present.
     async fn delete(&self, key: BlobKey) -> Result<(), BlobError>;
+}
+
+/// What a reader of a file holds at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// A stored file being read.
+pub struct Blob {
+    pub len: u64,
+    pub chunks: BoxStream<'static, std::io::Result<Bytes>>,
 }
 
 /// Files under one directory (a local folder or a shared volume).
@@ -107,6 +124,25 @@ impl BlobStore for DirBlobStore {
         }
     }
 
+    async fn read(&self, key: BlobKey) -> Result<Option<Blob>, BlobError> {
+        let path = self.root.join(key.relative_path());
+        let opened = async {
+            let file = tokio::fs::File::open(&path).await?;
+            let len = file.metadata().await?.len();
+            Ok::<_, std::io::Error>(Blob {
+                len,
+                chunks: ReaderStream::with_capacity(file, CHUNK).boxed(),
+            })
+        };
+        match opened.await {
+            Ok(blob) => Ok(Some(blob)),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(anyhow::Error::new(error)
+                .context(format!("reading {}", path.display()))
+                .into()),
+        }
+    }
+
     async fn delete(&self, key: BlobKey) -> Result<(), BlobError> {
         let path = self.root.join(key.relative_path());
         match tokio::fs::remove_file(&path).await {
@@ -153,5 +189,23 @@ mod tests {
         assert_eq!(blobs.get(BlobKey::Original(id)).await.unwrap(), None);
         let leftovers = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[tokio::test]
+    async fn a_file_is_read_back_in_chunks_with_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = DirBlobStore::open(dir.path()).unwrap();
+        let id = ImageId::generate();
+        assert!(blobs.read(BlobKey::Original(id)).await.unwrap().is_none());
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        blobs
+            .put(BlobKey::Original(id), Bytes::from(bytes.clone()))
+            .await
+            .unwrap();
+        let blob = blobs.read(BlobKey::Original(id)).await.unwrap().unwrap();
+        assert_eq!(blob.len, 300_000);
+        let chunks: Vec<Bytes> = blob.chunks.map(Result::unwrap).collect().await;
+        assert!(chunks.len() > 1, "read in one piece");
+        assert_eq!(chunks.concat(), bytes);
     }
 }

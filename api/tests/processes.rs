@@ -332,3 +332,66 @@ async fn on_mongodb_without_a_queue_orders_work_and_uploads_say_no_queue() {
     assert!(process.process.output().contains("queue=none"));
     harness::mongo::drop_database(&uri, &database).await;
 }
+
+/// The VmRSS or VmHWM (peak) of process `pid`, in bytes.
+fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Downloads are streamed from the blob store: 20 at once of a 20 MB original raise the
+/// replica's peak memory by less than 32 MB (read whole, they would need 20 x 20 MB).
+#[tokio::test]
+async fn twenty_concurrent_downloads_of_a_20_mb_original_are_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = Api::start(
+        dir.path(),
+        "api-big",
+        &[
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+            ("APP__IMAGES__MAX_UPLOAD_BYTES", "30000000".into()),
+            (
+                "APP__IMAGES__BLOB_DIR",
+                dir.path().join("blobs").display().to_string(),
+            ),
+        ],
+    );
+    let png = pictures::noise_png(2600);
+    assert!(png.len() > 20_000_000, "{} bytes", png.len());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let accepted = http
+        .post(process.url("/images"))
+        .multipart(pictures::form(&png, "big.png"))
+        .fetch_json()
+        .await;
+    let url = process.url(&format!(
+        "/images/{}/original",
+        accepted["job_id"].as_str().unwrap()
+    ));
+    let first = http.get(&url).fetch().await.bytes().await.unwrap();
+    assert_eq!(first.len(), png.len());
+
+    let pid = process.process.pid();
+    // Writing 5 resets the process's peak resident size (VmHWM) to its current one.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = memory(pid, "VmRSS:");
+    let downloads = (0..20).map(|_| async {
+        let response = http.get(&url).fetch().await;
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap().len()
+    });
+    for length in futures_util::future::join_all(downloads).await {
+        assert_eq!(length, png.len());
+    }
+    let growth = memory(pid, "VmHWM:").saturating_sub(before);
+    assert!(
+        growth < 32 * 1024 * 1024,
+        "20 downloads grew the replica by {} MiB",
+        growth / 1024 / 1024
+    );
+}

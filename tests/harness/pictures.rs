@@ -4,6 +4,21 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 
+/// A `side`x`side` RGB PNG of noise: it does not compress, so the file is about 3 x side² bytes.
+pub fn noise_png(side: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_u32;
+    let image = RgbImage::from_fn(side, side, |_, _| {
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        };
+        Rgb([next(), next(), next()])
+    });
+    encode(DynamicImage::ImageRgb8(image), ImageFormat::Png)
+}
+
 /// A baseline JPEG with a gradient, `width`x`height`.
 pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let image = RgbImage::from_fn(width, height, |x, y| {

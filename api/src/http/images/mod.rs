@@ -140,13 +140,15 @@ async fn serve_file(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
-    let bytes = state
+    let blob = state
         .blobs
-        .get(key)
+        .read(key)
         .await?
         .ok_or(ApiError::NotFound("the image's file is missing"))?;
-    let mut response = (cache, Body::from(bytes)).into_response();
+    // Streamed: a download holds a chunk at a time, whatever the file's size.
+    let mut response = (cache, Body::from_stream(blob.chunks)).into_response();
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.len));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(picture.format.content_type()),
