@@ -21,12 +21,14 @@ use axum::http::{HeaderName, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use serde::Serialize;
 use service::request_id;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa::ToSchema;
 
 use self::error::ApiError;
 pub use self::metrics::Metrics;
@@ -109,6 +111,12 @@ pub fn router(state: AppState) -> Router {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
                 })),
         )
+}
+
+/// A plain answer: `{"message": …}`.
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    pub message: String,
 }
 
 /// A client's request id that is not plain (see `service::request_id`) is dropped, so that the

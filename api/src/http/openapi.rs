@@ -19,6 +19,7 @@ use super::{error, images, metrics, operations, orders};
         orders::remove,
         images::upload::upload,
         images::show,
+        images::remove,
         images::original,
         images::thumbnail,
         operations::healthz,

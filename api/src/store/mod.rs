@@ -69,6 +69,9 @@ pub trait ImageStore: Send + Sync + 'static {
 
     async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError>;
 
+    /// Removes the record; `false` when there was none.
+    async fn delete_image(&self, id: ImageId) -> Result<bool, StoreError>;
+
     /// A worker starts on the image: counts the attempt and marks it `processing`, unless it is
     /// already `done` or `failed` (then it is returned unchanged). `None` when unknown.
     async fn start_attempt(

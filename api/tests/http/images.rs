@@ -367,3 +367,30 @@ async fn an_upload_that_waits_too_long_for_its_turn_is_told_to_retry() {
     assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
     drop(first);
 }
+
+/// `DELETE /images/{id}` removes the record and both files, so space can be reclaimed; a second
+/// delete answers 404, and a malformed id 400.
+#[tokio::test]
+async fn a_deleted_image_is_gone_with_its_files() {
+    let app = spawn_app().await;
+    let id = upload_ok(&app, &pictures::jpeg(64, 64)).await["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blobs = app.dir.path().join("blobs");
+    assert_eq!(walk(&blobs.join("originals")).len(), 1);
+    let deleted = app.delete(&format!("/images/{id}")).await;
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(
+        deleted.json::<Value>().await.unwrap()["message"],
+        "Image deleted successfully"
+    );
+    error_body(app.get(&format!("/images/{id}")).await, 404).await;
+    error_body(app.get(&format!("/images/{id}/original")).await, 404).await;
+    assert!(
+        walk(&blobs.join("originals")).is_empty(),
+        "the original is left"
+    );
+    error_body(app.delete(&format!("/images/{id}")).await, 404).await;
+    error_body(app.delete("/images/not-an-id").await, 400).await;
+}

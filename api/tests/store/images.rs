@@ -66,6 +66,19 @@ pub async fn an_unknown_image_is_absent(store: &dyn ImageStore) {
     assert_eq!(store.start_attempt(unknown, now()).await.unwrap(), None);
 }
 
+pub async fn a_deleted_image_is_gone(store: &dyn ImageStore) {
+    let (gone, kept) = (upload(), upload());
+    store.insert_image(&gone).await.unwrap();
+    store.insert_image(&kept).await.unwrap();
+    assert!(store.delete_image(gone.id).await.unwrap());
+    assert_eq!(store.get_image(gone.id).await.unwrap(), None);
+    assert!(
+        !store.delete_image(gone.id).await.unwrap(),
+        "a second delete finds nothing"
+    );
+    assert_eq!(stored(store, kept.id).await, kept);
+}
+
 pub async fn inserting_a_duplicate_id_is_a_conflict(store: &dyn ImageStore) {
     let image = upload();
     store.insert_image(&image).await.unwrap();
@@ -163,6 +176,7 @@ macro_rules! image_store_suite {
             image_store_suite!(@cases $open;
                 an_inserted_image_is_read_back_unchanged,
                 an_unknown_image_is_absent,
+                a_deleted_image_is_gone,
                 inserting_a_duplicate_id_is_a_conflict,
                 each_start_counts_an_attempt_and_marks_it_processing,
                 finishing_records_the_thumbnail_and_clears_the_error,

@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 
 use self::upload::upload;
 pub use self::view::ImageView;
-use super::AppState;
 use super::error::{ApiError, ErrorBody, IdErrors};
 use super::path_id::{IdPath, ImagePath};
+use super::{AppState, Message};
 use crate::blobs::BlobKey;
 use crate::images::{Image, ImageId, ImageStatus, Picture};
 
@@ -28,7 +28,7 @@ pub fn router(max_upload_bytes: usize) -> Router<AppState> {
             "/images",
             post(upload).layer(DefaultBodyLimit::max(max_upload_bytes)),
         )
-        .route("/images/{id}", get(show))
+        .route("/images/{id}", get(show).delete(remove))
         .route("/images/{id}/original", get(original))
         .route("/images/{id}/thumbnail", get(thumbnail))
 }
@@ -49,6 +49,23 @@ pub async fn show(
     IdPath(id): ImagePath,
 ) -> Result<Json<ImageView>, ApiError> {
     Ok(Json(ImageView::from(&find(&state, id).await?)))
+}
+
+/// Delete an image: its files, then its record (so a retry after a failure finishes the job).
+/// A worker still holding its job finds no record and lets it go.
+#[utoipa::path(delete, path = "/images/{id}", tag = "images", params(ImagePath),
+    responses((status = 200, description = "Deleted, files and all", body = Message), IdErrors))]
+pub async fn remove(
+    State(state): State<AppState>,
+    IdPath(id): ImagePath,
+) -> Result<Json<Message>, ApiError> {
+    let image = find(&state, id).await?;
+    state.blobs.delete(BlobKey::Thumbnail(image.id)).await?;
+    state.blobs.delete(BlobKey::Original(image.id)).await?;
+    state.images.delete_image(image.id).await?;
+    Ok(Json(Message {
+        message: "Image deleted successfully".into(),
+    }))
 }
 
 /// The uploaded file as it was sent.

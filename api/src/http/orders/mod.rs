@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use self::body::OrderView;
-use super::AppState;
 use super::error::{ApiError, ErrorBody, IdErrors, JsonBodyErrors};
 use super::json::JsonObject;
 use super::path_id::{IdPath, OrderPath};
+use super::{AppState, Message};
 use crate::orders::{Cursor, CustomerName, ListRequest, Order, PageSize, Product};
 
 const NOT_FOUND: &str = "Order not found";
@@ -87,11 +87,6 @@ pub struct OrderEnvelope {
 pub struct OrderMessage {
     message: String,
     order: OrderView,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Message {
-    message: String,
 }
 
 /// List orders, one bounded page at a time, oldest first.

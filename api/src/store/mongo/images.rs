@@ -109,6 +109,14 @@ impl ImageStore for MongoStore {
         found.as_ref().map(from_document).transpose()
     }
 
+    async fn delete_image(&self, id: ImageId) -> Result<bool, StoreError> {
+        self.images
+            .delete_one(doc! { "_id": id.to_string() })
+            .await
+            .map(|outcome| outcome.deleted_count > 0)
+            .map_err(map_error)
+    }
+
     async fn start_attempt(
         &self,
         id: ImageId,

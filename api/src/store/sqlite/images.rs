@@ -88,6 +88,16 @@ impl ImageStore for SqliteStore {
             .await
     }
 
+    async fn delete_image(&self, id: ImageId) -> Result<bool, StoreError> {
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached("DELETE FROM images WHERE id = ?1")?
+                    .execute([id.to_string()])
+            })
+            .await
+            .map(|deleted| deleted > 0)
+    }
+
     async fn start_attempt(
         &self,
         id: ImageId,
