@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod config;
 pub mod http;
+pub mod idempotency;
 mod ids;
 pub mod images;
 pub mod orders;

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -12,7 +13,7 @@ use crate::blobs::{BlobStore, DirBlobStore};
 use crate::config::Settings;
 use crate::http::{self, AppState, Metrics};
 use crate::queue::{self, JobQueue};
-use crate::store::{self, Stores};
+use crate::store::{self, KeyStore, Stores};
 
 /// What the api and the worker both open: the store, the job queue (if one is configured) and
 /// the blob folder.
@@ -58,9 +59,12 @@ impl Application {
             queue,
             blobs,
         } = Backends::open(settings).await?;
+        spawn_key_clean_up(stores.keys.clone(), settings.idempotency.retention);
         let state = AppState {
             orders: stores.orders,
             images: stores.images,
+            keys: stores.keys,
+            key_retention: settings.idempotency.retention,
             queue,
             blobs,
             uploads: settings.images.clone(),
@@ -96,4 +100,22 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// Removes expired idempotency keys now and then (every replica does; the work is idempotent).
+/// Lookups already ignore expired keys: this only gives the space back.
+fn spawn_key_clean_up(keys: Arc<dyn KeyStore>, retention: Duration) {
+    let every = retention.clamp(Duration::from_secs(1), Duration::from_secs(600));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match keys.forget_expired_keys(chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(forgotten) => tracing::info!(forgotten, "expired idempotency keys removed"),
+                Err(error) => tracing::warn!(%error, "removing expired idempotency keys failed"),
+            }
+        }
+    });
 }

@@ -4,7 +4,8 @@ use service::ConfigError;
 
 use super::backends::parse_store_uri;
 use super::{
-    ImageSettings, QueueSettings, ServerSettings, Settings, StoreSettings, WorkerSettings,
+    IdempotencySettings, ImageSettings, QueueSettings, ServerSettings, Settings, StoreSettings,
+    WorkerSettings,
 };
 
 /// A section of the settings that a binary uses; each binary checks only its own (see its
@@ -32,7 +33,7 @@ impl Settings {
     /// Checks the sections a binary uses.
     pub fn check(&self, sections: &[Section]) -> Result<(), ConfigError> {
         sections.iter().try_for_each(|section| match section {
-            Section::Server => self.server.check(),
+            Section::Server => self.server.check().and(self.idempotency.check()),
             Section::Store => self.store.check(),
             Section::Images => self.images.check(),
             Section::Queue => self.queue.check().and(self.queue_backend().map(drop)),
@@ -55,6 +56,16 @@ impl ServerSettings {
                 "must not be empty",
             ),
         ])
+    }
+}
+
+impl IdempotencySettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        first_broken(&[(
+            self.retention.as_secs() == 0,
+            "idempotency.retention",
+            "must be at least one second",
+        )])
     }
 }
 

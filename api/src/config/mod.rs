@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
     pub images: ImageSettings,
+    pub idempotency: IdempotencySettings,
     pub queue: QueueSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
@@ -45,6 +47,15 @@ pub struct ImageSettings {
     /// Folder holding originals and thumbnails (a shared volume when replicas are on several
     /// machines); relative to the working folder.
     pub blob_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    /// How long an `Idempotency-Key` is remembered with what it created (`"24h"`, `"90m"`);
+    /// past it a repeat creates anew, and the key is removed.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +140,9 @@ impl Default for Settings {
                 max_concurrent_uploads: 16,
                 upload_wait_ms: 10_000,
                 blob_dir: PathBuf::from("data/blobs"),
+            },
+            idempotency: IdempotencySettings {
+                retention: Duration::from_secs(24 * 60 * 60),
             },
             queue: QueueSettings {
                 url: String::new(),

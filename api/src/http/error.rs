@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 409: the write collides with stored data.
     #[error("{0}")]
     Conflict(String),
+    /// 422: the `Idempotency-Key` was first sent with another request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
@@ -107,7 +110,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_)
             | Self::QueueUnavailable(_)
             | Self::NoQueue

@@ -2,6 +2,7 @@
 //! request passes through (request id, one log line, metrics, panics as JSON 500s).
 
 pub mod error;
+mod idempotency;
 mod images;
 mod json;
 mod metrics;
@@ -36,7 +37,7 @@ pub use self::openapi::ApiDoc;
 use crate::blobs::BlobStore;
 use crate::config::ImageSettings;
 use crate::queue::JobQueue;
-use crate::store::{ImageStore, OrderStore};
+use crate::store::{ImageStore, KeyStore, OrderStore};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
 
@@ -45,6 +46,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
 pub struct AppState {
     pub orders: Arc<dyn OrderStore>,
     pub images: Arc<dyn ImageStore>,
+    pub keys: Arc<dyn KeyStore>,
+    /// How long idempotency keys are kept.
+    pub key_retention: Duration,
     /// `None` when no queue is configured: uploads answer 503.
     pub queue: Option<Arc<dyn JobQueue>>,
     pub blobs: Arc<dyn BlobStore>,

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::config::{StoreBackend, StoreSettings};
+use crate::idempotency::{Claim, IdempotencyKey, KeyRecord, Scope};
 use crate::images::{AttemptEnd, Image, ImageId};
 use crate::orders::{ListRequest, Order, OrderChanges, OrderId, Page};
 
@@ -36,6 +37,11 @@ pub enum StoreError {
 #[async_trait]
 pub trait OrderStore: Send + Sync + 'static {
     async fn insert(&self, order: &Order) -> Result<(), StoreError>;
+
+    /// Inserts the order together with its idempotency key, in one atomic write; when another
+    /// order holds the key (unexpired at the order's creation time), writes nothing and returns
+    /// that order's record.
+    async fn insert_keyed(&self, order: &Order, key: &KeyRecord) -> Result<Claim, StoreError>;
 
     /// Inserts many orders in as few round trips as the backend allows (seeding, imports).
     async fn insert_many(&self, orders: &[Order]) -> Result<(), StoreError>;
@@ -67,6 +73,10 @@ pub trait OrderStore: Send + Sync + 'static {
 pub trait ImageStore: Send + Sync + 'static {
     async fn insert_image(&self, image: &Image) -> Result<(), StoreError>;
 
+    /// As [`OrderStore::insert_keyed`], for an image record.
+    async fn insert_image_keyed(&self, image: &Image, key: &KeyRecord)
+    -> Result<Claim, StoreError>;
+
     async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError>;
 
     /// Removes the record; `false` when there was none.
@@ -84,19 +94,36 @@ pub trait ImageStore: Send + Sync + 'static {
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError>;
 }
 
+/// The idempotency keys kept with orders and image records (see `crate::idempotency`).
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// The record of `key` in `scope`, unless it expired by `now`.
+    async fn find_key(
+        &self,
+        scope: Scope,
+        key: &IdempotencyKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Removes the keys expired by `now` (what they created stays); how many there were.
+    async fn forget_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
 /// One backend, seen through each trait.
 #[derive(Clone)]
 pub struct Stores {
     pub orders: Arc<dyn OrderStore>,
     pub images: Arc<dyn ImageStore>,
+    pub keys: Arc<dyn KeyStore>,
 }
 
 impl Stores {
-    fn of<T: OrderStore + ImageStore>(store: T) -> Self {
+    fn of<T: OrderStore + ImageStore + KeyStore>(store: T) -> Self {
         let store = Arc::new(store);
         Self {
             orders: store.clone(),
-            images: store,
+            images: store.clone(),
+            keys: store,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 mod hostile;
+mod idempotency;
 mod images;
 mod operations;
 mod orders;

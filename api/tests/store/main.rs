@@ -1,4 +1,4 @@
-//! The behavioural suites of the order store and the image store, each written once and run
+//! The behavioural suites of the order store, the image store and their idempotency keys, each written once and run
 //! against every backend (SQLite here, MongoDB when `ORDERS_TEST_MONGODB_URI` names a server).
 
 #[path = "../common/mod.rs"]
@@ -6,6 +6,8 @@ mod common;
 
 #[macro_use]
 mod images;
+#[macro_use]
+mod keys;
 #[macro_use]
 mod orders;
 

@@ -95,6 +95,15 @@ impl Lb {
         get_text(SocketAddr::from(([127, 0, 0, 1], self.admin)), "/metrics")
     }
 
+    /// The sum of a counter over all its labels.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The `lb_upstream_healthy` gauge of `upstream`, if shown.
     pub fn healthy(&self, upstream: SocketAddr) -> Option<bool> {
         let needle = format!("upstream=\"{upstream}\"");

@@ -72,6 +72,68 @@ async fn killing_a_replica_under_load_fails_no_request_and_it_rejoins_after_rest
     );
 }
 
+/// The lb sends a POST that carries an `Idempotency-Key` again to another replica when the first
+/// stops answering. Here the first replica has begun the insert (held back by the test's lock on
+/// the SQLite file) when it is stopped with SIGSTOP, past the lb's read timeout; the retry goes
+/// to the other replica. Once the lock is released and the first replica resumes, its insert
+/// runs too: the key makes the two tries one order, and the client's answer names it.
+#[tokio::test]
+async fn a_keyed_post_retried_past_a_stopped_replica_creates_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (apis, lb) = balanced(
+        dir.path(),
+        2,
+        &[
+            ("APP__TIMEOUTS__UPSTREAM_READ_MS", "1000"),
+            // A hung health check must not take the stopped replica out meanwhile.
+            ("APP__HEALTH__TIMEOUT_MS", "30000"),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Round robin: the replica that did not serve this GET gets the next request.
+    client.get(lb.url("/orders")).fetch().await;
+    let first = usize::from(requests(&apis[0], "/orders") > 0);
+
+    let mut lock = rusqlite::Connection::open(dir.path().join("orders.db")).unwrap();
+    let held = lock
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let post = tokio::spawn({
+        let (client, url) = (client.clone(), lb.url("/orders"));
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "retried-once")
+                .body(ORDER)
+                .fetch()
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    apis[first].process.signal("STOP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lb.counter("lb_retries_total") == 0 {
+        assert!(Instant::now() < deadline, "the POST was not retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    held.rollback().unwrap();
+    let response = post.await.unwrap();
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    apis[first].process.signal("CONT");
+    // The resumed replica's insert, already with the database, runs now (it is not cancelled
+    // with the closed connection): milliseconds, given a wide margin.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let listed: Value = client.get(lb.url("/orders")).fetch_json().await;
+    let stored: Vec<&Value> = listed["orders"].as_array().unwrap().iter().collect();
+    assert_eq!(stored.len(), 1, "{listed}");
+    assert_eq!(stored[0]["_id"], answer["order"]["_id"]);
+}
+
 #[tokio::test]
 async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
     let dir = tempfile::tempdir().unwrap();

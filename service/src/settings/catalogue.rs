@@ -4,6 +4,7 @@
 
 /// `api`, `worker` and `seed` (`api/src/config/mod.rs`).
 pub const API: &[&str] = &[
+    "idempotency.retention",
     "images.blob_dir",
     "images.max_concurrent_uploads",
     "images.max_pixels",

@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -15,7 +14,9 @@ use utoipa::ToSchema;
 use crate::blobs::BlobKey;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, FieldErrors};
-use crate::images::{AttemptEnd, Image, ImageId, UploadError, UploadLimits, inspect};
+use crate::http::idempotency::{self, KeyHeader};
+use crate::idempotency::{Claim, Fingerprint, Scope, StoredResponse};
+use crate::images::{Image, ImageId, UploadError, UploadLimits, inspect};
 
 const FIELD: &str = "file";
 
@@ -45,7 +46,7 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
 
 /// Upload an image (JPEG, PNG or WebP) as the multipart field `file`; a worker makes its
 /// thumbnail. Answers at once with where to follow the job.
-#[utoipa::path(post, path = "/images", tag = "images",
+#[utoipa::path(post, path = "/images", tag = "images", params(KeyHeader),
     request_body(content_type = "multipart/form-data", description = "Field `file`: the image"),
     responses(
         (status = 202, description = "Stored and queued; `Location` is the status URL", body = UploadAccepted),
@@ -57,8 +58,9 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
     ))]
 pub async fn upload(
     State(state): State<AppState>,
+    KeyHeader(key): KeyHeader,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let queue = state.queue.clone().ok_or(ApiError::NoQueue)?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::UnsupportedMediaType("Content-Type must be multipart/form-data".into())
@@ -99,36 +101,67 @@ pub async fn upload(
         other => field_error(other.to_string()),
     })?;
 
-    let id = ImageId::generate();
+    let fingerprint = Fingerprint::of([&bytes[..]]);
     let now = Utc::now();
-    state.blobs.put(BlobKey::Original(id), bytes).await?;
-    if let Err(error) = state
-        .images
-        .insert_image(&Image::queued(id, original, now))
-        .await
+    // A repeat of a finished upload is answered before its file is stored again.
+    if let Some(key) = &key
+        && let Some(earlier) = state.keys.find_key(Scope::Images, key, now).await?
     {
-        let _ = state.blobs.delete(BlobKey::Original(id)).await;
-        return Err(error.into());
+        return idempotency::replay(&earlier, &fingerprint);
+    }
+    let id = ImageId::generate();
+    let status_url = format!("/images/{id}");
+    let body = UploadAccepted {
+        message: "Success".into(),
+        job_id: id.to_string(),
+        status_url: status_url.clone(),
+    };
+    let response = StoredResponse {
+        status: StatusCode::ACCEPTED.as_u16(),
+        location: status_url,
+        body: serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    state.blobs.put(BlobKey::Original(id), bytes).await?;
+    let image = Image::queued(id, original, now);
+    let claim = match key {
+        None => state.images.insert_image(&image).await.map(|()| None),
+        Some(key) => {
+            let record =
+                idempotency::record(key, fingerprint, response.clone(), now, state.key_retention);
+            state
+                .images
+                .insert_image_keyed(&image, &record)
+                .await
+                .map(|claim| Some((claim, record.fingerprint)))
+        }
+    };
+    let claim = match claim {
+        Ok(claim) => claim,
+        Err(error) => {
+            forget(&state, id).await;
+            return Err(error.into());
+        }
+    };
+    if let Some((Claim::Taken(earlier), fingerprint)) = claim {
+        // A concurrent repeat stored its upload first: this copy is not needed.
+        forget(&state, id).await;
+        return idempotency::replay(&earlier, &fingerprint);
     }
     if let Err(error) = queue.enqueue(id).await {
-        // The record says why there will be no thumbnail; the file is not kept for nothing.
-        let _ = state
-            .images
-            .end_attempt(id, &AttemptEnd::gave_up("the job could not be queued"))
-            .await;
-        let _ = state.blobs.delete(BlobKey::Original(id)).await;
+        // The client is told to retry and never learns this id: nothing of it is kept, and its
+        // idempotency key is free for the retry.
+        let _ = state.images.delete_image(id).await;
+        forget(&state, id).await;
         return Err(error.into());
     }
     tracing::info!(image = %id, format = original.format.as_str(), width = original.width,
         height = original.height, bytes = original.bytes, "image queued");
-    let status_url = format!("/images/{id}");
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, status_url.clone())],
-        Json(UploadAccepted {
-            message: "Success".into(),
-            job_id: id.to_string(),
-            status_url,
-        }),
-    ))
+    Ok(idempotency::respond(&response, false))
+}
+
+/// Removes a stored original that no record names; a failure only leaves a stray file.
+async fn forget(state: &AppState, id: ImageId) {
+    if let Err(error) = state.blobs.delete(BlobKey::Original(id)).await {
+        tracing::warn!(image = %id, %error, "a stray original could not be removed");
+    }
 }

@@ -4,8 +4,8 @@ pub mod body;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -14,9 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use self::body::OrderView;
 use super::error::{ApiError, ErrorBody, IdErrors, JsonBodyErrors};
+use super::idempotency::{self, KeyHeader};
 use super::json::JsonObject;
 use super::path_id::{IdPath, OrderPath};
 use super::{AppState, Message};
+use crate::idempotency::{Claim, Fingerprint, StoredResponse};
 use crate::orders::{Cursor, CustomerName, ListRequest, Order, PageSize, Product};
 
 const NOT_FOUND: &str = "Order not found";
@@ -121,27 +123,51 @@ pub async fn show(
     }))
 }
 
-/// Place an order.
+/// Place an order. With an `Idempotency-Key`, a repeat gets the first answer again.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = body::OrderInput,
+    params(KeyHeader),
     responses(
-        (status = 201, description = "Created; `Location` names the new order", body = OrderMessage),
+        (status = 201, description = "Created; `Location` names the new order. A replayed answer \
+            carries `Idempotent-Replayed: true`", body = OrderMessage),
         JsonBodyErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
+    KeyHeader(key): KeyHeader,
     JsonObject(object): JsonObject,
-) -> Result<impl IntoResponse, ApiError> {
-    let order = Order::place(body::new_order(object)?, Utc::now());
-    state.orders.insert(&order).await?;
-    let location = format!("/orders/{}", order.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(OrderMessage {
-            message: "Order created successfully".into(),
-            order: OrderView::from(&order),
-        }),
-    ))
+) -> Result<Response, ApiError> {
+    let new = body::new_order(object)?;
+    let fingerprint = Fingerprint::of([
+        new.product.as_ref().as_bytes(),
+        new.quantity.get().to_string().as_bytes(),
+        new.customer_name.as_ref().as_bytes(),
+        new.customer_address.as_ref().as_bytes(),
+    ]);
+    let order = Order::place(new, Utc::now());
+    let body = OrderMessage {
+        message: "Order created successfully".into(),
+        order: OrderView::from(&order),
+    };
+    let response = StoredResponse {
+        status: StatusCode::CREATED.as_u16(),
+        location: format!("/orders/{}", order.id),
+        body: serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    let Some(key) = key else {
+        state.orders.insert(&order).await?;
+        return Ok(idempotency::respond(&response, false));
+    };
+    let record = idempotency::record(
+        key,
+        fingerprint,
+        response,
+        order.created_at,
+        state.key_retention,
+    );
+    match state.orders.insert_keyed(&order, &record).await? {
+        Claim::Created => Ok(idempotency::respond(&record.response, false)),
+        Claim::Taken(earlier) => idempotency::replay(&earlier, &record.fingerprint),
+    }
 }
 
 /// Change some fields of an order; the fields not sent are kept.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use mongodb::options::ReturnDocument;
 
 use super::{MongoStore, map_error, stamp, time};
+use crate::idempotency::{Claim, KeyRecord, Scope};
 use crate::images::{AttemptEnd, Image, ImageId, ImageStatus, Picture};
 use crate::store::{ImageStore, StoreError};
 
@@ -98,6 +99,15 @@ impl ImageStore for MongoStore {
             .await
             .map(drop)
             .map_err(map_error)
+    }
+
+    async fn insert_image_keyed(
+        &self,
+        image: &Image,
+        key: &KeyRecord,
+    ) -> Result<Claim, StoreError> {
+        self.insert_claiming(Scope::Images, to_document(image), key, image.created_at)
+            .await
     }
 
     async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError> {

@@ -3,6 +3,7 @@
 //! their own file and collection.
 
 mod images;
+mod keys;
 mod orders;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub struct MongoStore {
     client: Client,
     orders: Collection<Document>,
     images: Collection<Document>,
+    keys: Collection<Document>,
     /// Set once the indexes exist; until then the store does not call itself ready.
     indexed: Arc<AtomicBool>,
 }
@@ -48,10 +50,12 @@ impl MongoStore {
         let database = client.database(&settings.database);
         let orders = database.collection::<Document>(&settings.collection);
         let images = database.collection::<Document>("images");
+        let keys = database.collection::<Document>(keys::COLLECTION);
         let store = Self {
             client,
             orders,
             images,
+            keys,
             indexed: Arc::new(AtomicBool::new(false)),
         };
         store.spawn_index_creation();
@@ -61,7 +65,7 @@ impl MongoStore {
     /// Creates the listing indexes (idempotent), retrying in the background while the server
     /// is unreachable.
     fn spawn_index_creation(&self) {
-        let orders = self.orders.clone();
+        let (orders, keys) = (self.orders.clone(), self.keys.clone());
         let indexed = self.indexed.clone();
         tokio::spawn(async move {
             let create = || async {
@@ -74,7 +78,8 @@ impl MongoStore {
                             .keys(doc! { "product": 1, "_id": 1 })
                             .build(),
                     ])
-                    .await
+                    .await?;
+                keys.create_index(keys::index()).await
             };
             let outcome = create
                 .retry(

@@ -12,6 +12,7 @@ use futures_util::TryStreamExt;
 use mongodb::options::ReturnDocument;
 
 use super::{MongoStore, map_error, stamp, time};
+use crate::idempotency::{Claim, KeyRecord, Scope};
 use crate::orders::{
     CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
     Quantity,
@@ -95,6 +96,11 @@ impl OrderStore for MongoStore {
             .await
             .map(drop)
             .map_err(map_error)
+    }
+
+    async fn insert_keyed(&self, order: &Order, key: &KeyRecord) -> Result<Claim, StoreError> {
+        self.insert_claiming(Scope::Orders, to_document(order), key, order.created_at)
+            .await
     }
 
     async fn insert_many(&self, orders: &[Order]) -> Result<(), StoreError> {

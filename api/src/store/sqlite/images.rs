@@ -2,9 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, invalid, time, timestamp};
+use super::{SqliteStore, invalid, keys, time, timestamp};
+use crate::idempotency::{Claim, KeyRecord, Scope};
 use crate::images::{AttemptEnd, Image, ImageFormat, ImageId, ImageStatus, Picture};
 use crate::store::{ImageStore, StoreError};
 
@@ -46,34 +47,49 @@ fn read_image(row: &Row<'_>) -> rusqlite::Result<Image> {
     })
 }
 
+fn insert_row(conn: &Connection, image: &Image) -> rusqlite::Result<()> {
+    let thumbnail = image.thumbnail;
+    conn.prepare_cached(&format!(
+        "INSERT INTO images ({COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ))?
+    .execute(params![
+        image.id.to_string(),
+        image.status.as_str(),
+        image.original.format.as_str(),
+        image.original.width,
+        image.original.height,
+        image.original.bytes as i64,
+        thumbnail.map(|t| t.format.as_str()),
+        thumbnail.map(|t| t.width),
+        thumbnail.map(|t| t.height),
+        thumbnail.map(|t| t.bytes as i64),
+        image.attempts,
+        image.error,
+        timestamp(&image.created_at),
+        timestamp(&image.updated_at),
+    ])
+    .map(drop)
+}
+
 #[async_trait]
 impl ImageStore for SqliteStore {
     async fn insert_image(&self, image: &Image) -> Result<(), StoreError> {
         let image = image.clone();
+        self.pool.run(move |conn| insert_row(conn, &image)).await
+    }
+
+    async fn insert_image_keyed(
+        &self,
+        image: &Image,
+        key: &KeyRecord,
+    ) -> Result<Claim, StoreError> {
+        let (image, key) = (image.clone(), key.clone());
         self.pool
             .run(move |conn| {
-                let thumbnail = image.thumbnail;
-                conn.prepare_cached(&format!(
-                    "INSERT INTO images ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-                ))?
-                .execute(params![
-                    image.id.to_string(),
-                    image.status.as_str(),
-                    image.original.format.as_str(),
-                    image.original.width,
-                    image.original.height,
-                    image.original.bytes as i64,
-                    thumbnail.map(|t| t.format.as_str()),
-                    thumbnail.map(|t| t.width),
-                    thumbnail.map(|t| t.height),
-                    thumbnail.map(|t| t.bytes as i64),
-                    image.attempts,
-                    image.error,
-                    timestamp(&image.created_at),
-                    timestamp(&image.updated_at),
-                ])
-                .map(drop)
+                keys::insert_claiming(conn, Scope::Images, &key, image.created_at, |tx| {
+                    insert_row(tx, &image)
+                })
             })
             .await
     }

@@ -3,6 +3,7 @@
 //! orders and image records each in their own file.
 
 mod images;
+mod keys;
 mod orders;
 
 use std::path::Path;
@@ -49,6 +50,17 @@ const MIGRATIONS: &[&str] = &[
         created_at       TEXT NOT NULL,
         updated_at       TEXT NOT NULL
     ) WITHOUT ROWID;
+"#,
+    r#"
+    CREATE TABLE idempotency_keys (
+        scope       TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        response    TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 "#,
 ];
 

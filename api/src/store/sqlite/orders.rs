@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{SqliteStore, invalid, time, timestamp};
+use super::{SqliteStore, invalid, keys, time, timestamp};
+use crate::idempotency::{Claim, KeyRecord, Scope};
 use crate::orders::{
     CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
     Quantity,
@@ -70,6 +71,17 @@ impl OrderStore for SqliteStore {
     async fn insert(&self, order: &Order) -> Result<(), StoreError> {
         let order = order.clone();
         self.pool.run(move |conn| insert_one(conn, &order)).await
+    }
+
+    async fn insert_keyed(&self, order: &Order, key: &KeyRecord) -> Result<Claim, StoreError> {
+        let (order, key) = (order.clone(), key.clone());
+        self.pool
+            .run(move |conn| {
+                keys::insert_claiming(conn, Scope::Orders, &key, order.created_at, |tx| {
+                    insert_one(tx, &order)
+                })
+            })
+            .await
     }
 
     async fn insert_many(&self, orders: &[Order]) -> Result<(), StoreError> {
