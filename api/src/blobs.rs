@@ -36,8 +36,13 @@ impl BlobKey {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("blob store: {0:#}")]
-pub struct BlobError(#[from] anyhow::Error);
+pub enum BlobError {
+    /// The disk (or quota) holding the files is full.
+    #[error("blob store: no space left")]
+    Full,
+    #[error("blob store: {0:#}")]
+    Other(#[from] anyhow::Error),
+}
 
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -82,10 +87,10 @@ impl DirBlobStore {
 
 /// Written aside, flushed to disk, then renamed into place: a crash leaves the old file or the
 /// whole new one, and two workers writing the same thumbnail cannot mix bytes.
-fn write_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
     let parent = path.parent().expect("blob paths have a parent");
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let written = (|| {
+        std::fs::create_dir_all(parent)?;
         let mut file = std::fs::File::create(temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
@@ -93,7 +98,15 @@ fn write_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> anyhow::Resu
     })();
     if let Err(error) = written {
         let _ = std::fs::remove_file(temporary);
-        return Err(anyhow::Error::new(error).context(format!("writing {}", path.display())));
+        if matches!(
+            error.kind(),
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+        ) {
+            return Err(BlobError::Full);
+        }
+        return Err(anyhow::Error::new(error)
+            .context(format!("writing {}", path.display()))
+            .into());
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "listening on http://{}",
         app.local_addr()
     );
-    app.run_until(service::shutdown_signal()).await?;
+    app.run_until(service::shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -23,6 +23,9 @@ pub enum SqliteError {
     /// The statement broke a constraint (a duplicate key).
     #[error("constraint violated: {0}")]
     Constraint(rusqlite::Error),
+    /// The file system holding the file is full (`SQLITE_FULL`, from `ENOSPC`).
+    #[error("the disk holding the SQLite file is full")]
+    Full,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -96,6 +99,11 @@ impl SqlitePool {
             E::from(match error {
                 async_sqlite::Error::Rusqlite(error) if is_busy(&error) => SqliteError::Busy,
                 async_sqlite::Error::Rusqlite(error)
+                    if error.sqlite_error_code() == Some(ErrorCode::DiskFull) =>
+                {
+                    SqliteError::Full
+                }
+                async_sqlite::Error::Rusqlite(error)
                     if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
                 {
                     SqliteError::Constraint(error)
@@ -106,7 +114,7 @@ impl SqlitePool {
     }
 }
 
-fn is_busy(error: &rusqlite::Error) -> bool {
+pub fn is_busy(error: &rusqlite::Error) -> bool {
     matches!(
         error.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)

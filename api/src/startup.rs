@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::blobs::{BlobStore, DirBlobStore};
 use crate::config::Settings;
+use crate::http::serve::{self, ConnectionLimits};
 use crate::http::{self, AppState, Metrics};
 use crate::queue::{self, JobQueue};
 use crate::store::{self, KeyStore, Stores};
@@ -48,6 +49,7 @@ impl Backends {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    limits: ConnectionLimits,
 }
 
 impl Application {
@@ -81,6 +83,10 @@ impl Application {
         Ok(Self {
             listener,
             router: http::router(state),
+            limits: ConnectionLimits {
+                header_read: Duration::from_millis(settings.server.header_read_timeout_ms),
+                shutdown: Duration::from_millis(settings.server.shutdown_timeout_ms),
+            },
         })
     }
 
@@ -90,15 +96,10 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and finishes the requests in
-    /// flight before returning.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+    /// Serves until `shutdown` completes, then stops accepting, closes idle connections and
+    /// gives the requests in flight at most `server.shutdown_timeout_ms` before returning.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        serve::serve(self.listener, self.router, self.limits, shutdown).await;
     }
 }
 

@@ -200,6 +200,55 @@ fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+/// SIGTERM with a connection that never finishes its request and one idle after a request: the
+/// idle one is closed at once, the other is cut at `server.shutdown_timeout_ms`, and the process
+/// exits cleanly soon after, not when the client pleases.
+#[test]
+fn sigterm_exits_within_the_shutdown_timeout_whatever_clients_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Api::start(
+        dir.path(),
+        "api-bounded",
+        &[
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+            ("APP__SERVER__SHUTDOWN_TIMEOUT_MS", "1500".into()),
+        ],
+    );
+    let mut idle = TcpStream::connect(process.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0_u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut stuck = TcpStream::connect(process.addr).unwrap();
+    write!(
+        stuck,
+        "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let started = std::time::Instant::now();
+    process.process.signal("TERM");
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the idle connection stayed open {:?}",
+        started.elapsed()
+    );
+    let status = process.process.wait_for_exit(Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "exited after {took:?}"
+    );
+    let log = process.process.output();
+    assert!(log.contains("cut"), "{log}");
+}
+
 /// An unreachable MongoDB with a password in its URI: the api starts, is not ready, and the
 /// password shows up neither in the answers nor in the log.
 #[tokio::test]
@@ -394,4 +443,123 @@ async fn twenty_concurrent_downloads_of_a_20_mb_original_are_streamed() {
         "20 downloads grew the replica by {} MiB",
         growth / 1024 / 1024
     );
+}
+
+/// A tmpfs of a few MB mounted for one test, unmounted when dropped. `None` (and a loud line)
+/// where this process may not mount.
+struct TinyDisk {
+    path: std::path::PathBuf,
+}
+
+impl TinyDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        if !mounted.status.success() {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here ({}); the full-disk test needs root",
+                String::from_utf8_lossy(&mounted.stderr).trim()
+            );
+            return None;
+        }
+        Some(Self { path })
+    }
+
+    /// Writes a file until the disk refuses more.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7_u8; 4096];
+        let mut written = 0_u64;
+        loop {
+            match file.write_all(&chunk) {
+                Ok(()) => written += 4096,
+                Err(error) => {
+                    assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+                    break;
+                }
+            }
+            assert!(written < 64 << 20, "the tiny disk never filled");
+        }
+        filler
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// The store and the files on a real tiny file system that the test fills: writes answer 503
+/// "storage is full" (never 500), `/readyz` turns 503, reads still work; once space is freed,
+/// `/readyz` is 200 again and writes succeed, with no restart.
+#[tokio::test]
+async fn a_full_disk_is_503_and_not_ready_until_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = TinyDisk::mount(dir.path(), "3m") else {
+        return;
+    };
+    let api = Api::start(
+        dir.path(),
+        "api-full",
+        &[
+            (
+                "APP__STORE__URI",
+                format!("sqlite://{}", disk.path.join("orders.db").display()),
+            ),
+            (
+                "APP__IMAGES__BLOB_DIR",
+                disk.path.join("blobs").display().to_string(),
+            ),
+        ],
+    );
+    let client = client();
+    let created: Value = client
+        .post(api.url("/orders"))
+        .json(&reference_order())
+        .fetch_json()
+        .await;
+    let id = created["order"]["_id"].as_str().unwrap().to_owned();
+    assert_eq!(client.get(api.url("/readyz")).fetch().await.status(), 200);
+
+    let filler = disk.fill();
+    let refused = client
+        .post(api.url("/orders"))
+        .json(&reference_order())
+        .fetch()
+        .await;
+    let body = error_body(refused, 503).await;
+    assert_eq!(body["message"], "storage is full, try again later");
+    let upload = client
+        .post(api.url("/images"))
+        .multipart(pictures::form(&pictures::jpeg(64, 64), "a.jpg"))
+        .fetch()
+        .await;
+    let body = error_body(upload, 503).await;
+    assert_eq!(body["message"], "storage is full, try again later");
+    let ready = client.get(api.url("/readyz")).fetch().await;
+    error_body(ready, 503).await;
+    let read = client.get(api.url(&format!("/orders/{id}"))).fetch().await;
+    assert_eq!(read.status(), 200, "reads go on");
+
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(client.get(api.url("/readyz")).fetch().await.status(), 200);
+    let again = client
+        .post(api.url("/orders"))
+        .json(&reference_order())
+        .fetch()
+        .await;
+    assert_eq!(again.status(), 201);
+    let log = api.process.output();
+    assert!(!log.contains("status=500"), "{log}");
+    drop(api);
 }

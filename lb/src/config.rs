@@ -67,6 +67,10 @@ pub struct TimeoutSettings {
     /// Upstream read and write, per operation.
     pub upstream_read_ms: u64,
     pub upstream_write_ms: u64,
+    /// A pooled connection to a replica unused for this long is closed; shorter than the api's
+    /// `server.header_read_timeout_ms`, so that the lb, not the replica, closes idle connections
+    /// and never sends a request on one the replica is closing.
+    pub upstream_idle_ms: u64,
     /// A request's header block must arrive within this time (from the connection's accept, or
     /// from the first byte of a later request); slower clients are disconnected.
     pub client_header_ms: u64,
@@ -117,6 +121,7 @@ impl Default for Settings {
                 connect_ms: 500,
                 upstream_read_ms: 30_000,
                 upstream_write_ms: 30_000,
+                upstream_idle_ms: 20_000,
                 client_header_ms: 10_000,
                 client_keepalive_seconds: 60,
                 client_body_ms: 10_000,
@@ -154,6 +159,7 @@ impl Settings {
         if self.timeouts.connect_ms == 0
             || self.timeouts.client_body_ms == 0
             || self.timeouts.client_header_ms == 0
+            || self.timeouts.upstream_idle_ms == 0
         {
             return fail("timeouts.connect_ms", "timeouts must be at least 1 ms");
         }

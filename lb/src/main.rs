@@ -81,6 +81,7 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             connect_timeout: millis(settings.timeouts.connect_ms),
             read_timeout: millis(settings.timeouts.upstream_read_ms),
             write_timeout: millis(settings.timeouts.upstream_write_ms),
+            idle_timeout: millis(settings.timeouts.upstream_idle_ms),
             client_body_timeout: millis(settings.timeouts.client_body_ms),
             client_keepalive_seconds: settings.timeouts.client_keepalive_seconds,
             max_retries: settings.retries.max,

@@ -24,6 +24,7 @@ pub struct Policy {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
+    pub idle_timeout: Duration,
     pub client_body_timeout: Duration,
     pub client_keepalive_seconds: u64,
     pub max_retries: usize,
@@ -164,6 +165,7 @@ impl ProxyHttp for Proxy {
         peer.options.connection_timeout = Some(self.policy.connect_timeout);
         peer.options.read_timeout = Some(self.policy.read_timeout);
         peer.options.write_timeout = Some(self.policy.write_timeout);
+        peer.options.idle_timeout = Some(self.policy.idle_timeout);
         Ok(Box::new(peer))
     }
 

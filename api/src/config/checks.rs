@@ -55,6 +55,11 @@ impl ServerSettings {
                 "server.instance",
                 "must not be empty",
             ),
+            (
+                self.header_read_timeout_ms == 0,
+                "server.header_read_timeout_ms",
+                "must be at least 1 ms",
+            ),
         ])
     }
 }

@@ -95,6 +95,11 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// This replica's name, shown in every log line.
     pub instance: String,
+    /// How long a client may take to send a request's headers; hyper also applies it to a
+    /// kept-alive connection waiting for its next request, so it is the idle timeout too.
+    pub header_read_timeout_ms: u64,
+    /// On SIGTERM, how long requests in flight may take before their connections are cut.
+    pub shutdown_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +129,8 @@ impl Default for Settings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 body_limit: 64 * 1024,
                 instance: "api".into(),
+                header_read_timeout_ms: 30_000,
+                shutdown_timeout_ms: 10_000,
             },
             store: StoreSettings {
                 uri: "sqlite://data/orders.db".into(),

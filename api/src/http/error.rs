@@ -48,6 +48,9 @@ pub enum ApiError {
     /// 503: the store cannot answer now; safe to retry later.
     #[error("the database is unavailable, try again later")]
     Unavailable(String),
+    /// 503: the disk holding the store or the files is full; safe to retry once space is freed.
+    #[error("storage is full, try again later")]
+    StorageFull,
     /// 503: the job queue cannot take the upload now; safe to retry later.
     #[error("the job queue is unavailable, try again later")]
     QueueUnavailable(String),
@@ -114,6 +117,7 @@ impl ApiError {
             Self::Unavailable(_)
             | Self::QueueUnavailable(_)
             | Self::NoQueue
+            | Self::StorageFull
             | Self::UploadsBusy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -126,6 +130,7 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
             Self::QueueUnavailable(cause) => tracing::warn!(%cause, "queue unavailable"),
+            Self::StorageFull => tracing::warn!("a write failed: storage is full"),
             _ => {}
         }
         let status = self.status();
@@ -143,6 +148,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            StoreError::Full => Self::StorageFull,
             StoreError::Conflict(cause) => {
                 tracing::info!(%cause, "write conflict");
                 Self::Conflict("the order conflicts with a stored one".into())
@@ -171,6 +177,9 @@ impl From<QueueError> for ApiError {
 
 impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
-        Self::Internal(error.into())
+        match error {
+            BlobError::Full => Self::StorageFull,
+            other => Self::Internal(other.into()),
+        }
     }
 }

@@ -11,6 +11,7 @@ mod operations;
 mod orders;
 mod page;
 mod path_id;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;

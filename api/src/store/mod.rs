@@ -23,6 +23,9 @@ pub enum StoreError {
     /// The backend cannot answer now (down, locked for too long); the request may be retried.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The disk holding the data is full: writes fail until space is freed.
+    #[error("storage is full")]
+    Full,
     /// The write collides with stored data (a duplicate id).
     #[error("conflict: {0}")]
     Conflict(String),
@@ -64,7 +67,8 @@ pub trait OrderStore: Send + Sync + 'static {
     /// Removes every order (load-test resets, seeding).
     async fn clear(&self) -> Result<(), StoreError>;
 
-    /// Succeeds when the backend answers a trivial query.
+    /// Succeeds when the backend answers and can write (SQLite writes a probe row, so that a
+    /// full disk shows here).
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -1,5 +1,7 @@
 //! Hostile input: each gets a 4xx JSON answer, nothing is stored, and the server keeps serving.
 
+use std::time::{Duration, Instant};
+
 use harness::Fetch;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -134,4 +136,57 @@ async fn a_chunked_body_over_the_limit_is_413() {
     let answer = raw_http(&app, &request).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     still_serving_and_empty(&app).await;
+}
+
+/// A slowloris client (headers one byte at a time, never finished) is cut at
+/// `server.header_read_timeout_ms`, while a normal client is served meanwhile; an idle kept-alive
+/// connection is closed after the same time.
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_cut_at_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.server.header_read_timeout_ms = 1000).await;
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    let drip = async {
+        for byte in
+            b"GET /orders HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        {
+            if slow.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest).await;
+        started.elapsed()
+    };
+    let served = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.get("/healthz").await.status()
+    };
+    let (cut_after, status) = tokio::join!(drip, served);
+    assert_eq!(status, 200);
+    assert!(
+        cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(4),
+        "cut after {cut_after:?}"
+    );
+
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0_u8; 12];
+    idle.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -62,16 +62,24 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
 "#,
+    r#"
+    CREATE TABLE health (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at TEXT NOT NULL
+    );
+"#,
 ];
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    busy_timeout: Duration,
 }
 
 impl From<SqliteError> for StoreError {
     fn from(error: SqliteError) -> Self {
         match error {
             SqliteError::Busy => Self::Unavailable(error.to_string()),
+            SqliteError::Full => Self::Full,
             SqliteError::Constraint(cause) => Self::Conflict(cause.to_string()),
             SqliteError::Other(cause) => Self::Internal(cause),
         }
@@ -84,7 +92,7 @@ impl SqliteStore {
         let pool = SqlitePool::open(path, settings.pool_size as usize, busy_timeout, migrate)
             .await
             .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, busy_timeout })
     }
 }
 

@@ -10,6 +10,7 @@ use crate::orders::{
     CustomerAddress, CustomerName, ListRequest, Order, OrderChanges, OrderId, Page, Product,
     Quantity,
 };
+use crate::sqlite_pool::is_busy;
 use crate::store::{OrderStore, StoreError};
 
 const COLUMNS: &str =
@@ -192,8 +193,26 @@ impl OrderStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        let busy_timeout = self.busy_timeout;
         self.pool
-            .run(|conn| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+            .run(move |conn| {
+                // A write needs free space (a new WAL frame) where a read does not. It does not
+                // wait for another writer's lock: that writer shows the file takes writes.
+                conn.busy_timeout(std::time::Duration::ZERO)?;
+                let probe = conn
+                    .prepare_cached(
+                        "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                         ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    )
+                    .and_then(|mut s| s.execute([timestamp(&Utc::now())]));
+                conn.busy_timeout(busy_timeout)?;
+                match probe {
+                    Err(error) if is_busy(&error) => {
+                        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+                    }
+                    other => other.map(drop),
+                }
+            })
             .await
     }
 }
