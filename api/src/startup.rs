@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::blobs::{BlobStore, DirBlobStore};
 use crate::config::Settings;
+use crate::http::linger::Linger;
 use crate::http::serve::{self, ConnectionLimits};
 use crate::http::{self, AppState, Metrics};
 use crate::queue::{self, JobQueue};
@@ -76,6 +77,10 @@ impl Application {
             metrics: Arc::new(Metrics::new(&settings.server.instance)),
             instance: settings.server.instance.as_str().into(),
             body_limit: settings.server.body_limit,
+            linger: Linger {
+                bytes: settings.server.linger_bytes,
+                time: Duration::from_millis(settings.server.linger_ms),
+            },
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await

@@ -78,6 +78,10 @@ pub struct TimeoutSettings {
     pub client_keepalive_seconds: u64,
     /// A client must keep its request body moving: at most this long between reads.
     pub client_body_ms: u64,
+    /// After an answer given before the client finished sending its body (413, an early answer
+    /// of the api), how long the rest is still read and dropped so that the client can read the
+    /// answer (nginx's lingering close).
+    pub client_linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +96,9 @@ pub struct RetrySettings {
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes (413 above).
     pub max_body_bytes: u64,
+    /// A body left unread is still read and dropped (`timeouts.client_linger_ms`) only when it
+    /// declares at most this many bytes; a larger one is cut at once.
+    pub linger_bytes: u64,
     /// Largest request header block, in bytes (431 above).
     pub max_header_bytes: usize,
 }
@@ -125,10 +132,12 @@ impl Default for Settings {
                 client_header_ms: 10_000,
                 client_keepalive_seconds: 60,
                 client_body_ms: 10_000,
+                client_linger_ms: 5_000,
             },
             retries: RetrySettings { max: 2 },
             limits: LimitSettings {
                 max_body_bytes: 20 * 1024 * 1024,
+                linger_bytes: 64 * 1024 * 1024,
                 max_header_bytes: 16 * 1024,
             },
             log: LogSettings::default(),

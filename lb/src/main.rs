@@ -84,6 +84,8 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             idle_timeout: millis(settings.timeouts.upstream_idle_ms),
             client_body_timeout: millis(settings.timeouts.client_body_ms),
             client_keepalive_seconds: settings.timeouts.client_keepalive_seconds,
+            linger: millis(settings.timeouts.client_linger_ms),
+            linger_bytes: settings.limits.linger_bytes,
             max_retries: settings.retries.max,
             max_body_bytes: settings.limits.max_body_bytes,
             max_header_bytes: settings.limits.max_header_bytes,

@@ -27,6 +27,8 @@ pub struct Policy {
     pub idle_timeout: Duration,
     pub client_body_timeout: Duration,
     pub client_keepalive_seconds: u64,
+    pub linger: Duration,
+    pub linger_bytes: u64,
     pub max_retries: usize,
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
@@ -81,6 +83,28 @@ async fn respond_json(session: &mut Session, status: u16, message: &str) -> Resu
         .write_response_header(Box::new(header), false)
         .await?;
     session.write_response_body(Some(body), true).await
+}
+
+impl Proxy {
+    /// Lingering close (nginx's `lingering_close`): the answer is out, but the client may still
+    /// be sending a body nobody read (a 413, an early answer of the api). Closing now would
+    /// reset the connection under a client that writes everything before reading, and it would
+    /// never see the answer; so the rest is read and dropped, within the bounds, first.
+    async fn linger(&self, session: &mut Session) {
+        if session.is_body_done() {
+            return;
+        }
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.policy.linger_bytes) {
+            return;
+        }
+        let _ = tokio::time::timeout(self.policy.linger, session.drain_request_body()).await;
+    }
 }
 
 #[async_trait]
@@ -305,6 +329,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Request) {
+        self.linger(session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let seconds = ctx.started.elapsed().as_secs_f64();
         self.metrics.record(ctx.upstream(), status, seconds);

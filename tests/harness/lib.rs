@@ -48,3 +48,29 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
             .find(|candidate| candidate.is_file())
     })
 }
+
+/// Sends a `json` body (`POST /orders`) or an `upload` (`POST /images`) of about `bytes` bytes
+/// to `addr` with Python's `http.client`, which writes the whole request before it reads the
+/// answer; returns the status and the body, or the client's error.
+pub fn send_then_read(
+    addr: std::net::SocketAddr,
+    kind: &str,
+    bytes: usize,
+) -> Result<(u16, serde_json::Value), String> {
+    let output = std::process::Command::new("python3")
+        .arg(root().join("tests/clients/send_then_read.py"))
+        .args([addr.to_string(), kind.to_owned(), bytes.to_string()])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!(
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let (status, body) = stdout.split_once('\n').ok_or(stdout.clone())?;
+    let status = status.trim().parse().map_err(|_| stdout.clone())?;
+    let body = serde_json::from_str(body.trim()).map_err(|e| format!("{e}: {stdout}"))?;
+    Ok((status, body))
+}

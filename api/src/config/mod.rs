@@ -100,6 +100,11 @@ pub struct ServerSettings {
     pub header_read_timeout_ms: u64,
     /// On SIGTERM, how long requests in flight may take before their connections are cut.
     pub shutdown_timeout_ms: u64,
+    /// After answering before a request's body was read (413, 415 …), how much more of it is
+    /// read and dropped so that the client sees the answer (nginx's lingering close): at most
+    /// this many bytes, for at most `linger_ms`.
+    pub linger_bytes: u64,
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +136,8 @@ impl Default for Settings {
                 instance: "api".into(),
                 header_read_timeout_ms: 30_000,
                 shutdown_timeout_ms: 10_000,
+                linger_bytes: 64 * 1024 * 1024,
+                linger_ms: 5_000,
             },
             store: StoreSettings {
                 uri: "sqlite://data/orders.db".into(),

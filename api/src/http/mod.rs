@@ -5,6 +5,7 @@ pub mod error;
 mod idempotency;
 mod images;
 mod json;
+pub mod linger;
 mod metrics;
 mod openapi;
 mod operations;
@@ -60,11 +61,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub instance: Arc<str>,
     pub body_limit: usize,
+    /// How much of a body left unread is still read before closing (see `linger`).
+    pub linger: linger::Linger,
 }
 
 pub fn router(state: AppState) -> Router {
     let instance = state.instance.clone();
     let body_limit = state.body_limit;
+    let lingering = state.linger;
     Router::new()
         .merge(orders::router())
         .merge(images::router(state.uploads.max_upload_bytes))
@@ -114,7 +118,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
-                })),
+                }))
+                .layer(middleware::from_fn_with_state(lingering, linger::linger)),
         )
 }
 

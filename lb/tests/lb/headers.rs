@@ -195,3 +195,29 @@ async fn keep_alive_clients_are_not_cut_off_between_requests() {
         tokio::time::sleep(Duration::from_millis(800)).await;
     }
 }
+
+/// Through the lb, an answer given before the body is read reaches a client that writes its
+/// whole request before reading (Python's `http.client`): a 2 MB JSON body refused by the api
+/// (413 after 64 KiB), and a 30 MB upload refused by the lb itself (over `limits.max_body_bytes`).
+#[tokio::test]
+async fn an_early_answer_reaches_a_client_that_sends_everything_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_apis, lb) = balanced(dir.path(), 1, &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], lb.port));
+    let (json, upload) = tokio::task::spawn_blocking(move || {
+        (
+            harness::send_then_read(addr, "json", 2_000_000),
+            harness::send_then_read(addr, "upload", 30_000_000),
+        )
+    })
+    .await
+    .unwrap();
+    for answer in [json, upload] {
+        let (status, body) = answer.expect("the client read the answer");
+        assert_eq!(status, 413, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("limit"),
+            "{body}"
+        );
+    }
+}
