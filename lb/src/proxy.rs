@@ -64,6 +64,15 @@ fn repeatable(request: &RequestHeader) -> bool {
     ) || (request.method == Method::POST && request.headers.contains_key("idempotency-key"))
 }
 
+/// The body length the request declares (`Content-Length`), if it does.
+fn declared_length(request: &RequestHeader) -> Option<u64> {
+    request
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 fn header_bytes(request: &RequestHeader) -> usize {
     request
         .headers
@@ -94,12 +103,7 @@ impl Proxy {
         if session.is_body_done() {
             return;
         }
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(session.req_header());
         if declared.is_some_and(|length| length > self.policy.linger_bytes) {
             return;
         }
@@ -140,12 +144,7 @@ impl ProxyHttp for Proxy {
             respond_json(session, 431, "request headers are too large").await?;
             return Ok(true);
         }
-        let declared = session
-            .req_header()
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = declared_length(session.req_header());
         if declared.is_some_and(|length| length > self.policy.max_body_bytes) {
             let message = format!(
                 "request body is larger than the limit of {} bytes",

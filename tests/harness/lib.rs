@@ -49,6 +49,27 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Checks that a 2 MB JSON body and a 30 MB upload sent to `addr` by a client that writes its
+/// whole request before reading both get their 413 JSON answer, not a connection reset.
+pub async fn assert_early_answers_are_readable(addr: std::net::SocketAddr) {
+    let (json, upload) = tokio::task::spawn_blocking(move || {
+        (
+            send_then_read(addr, "json", 2_000_000),
+            send_then_read(addr, "upload", 30_000_000),
+        )
+    })
+    .await
+    .unwrap();
+    for answer in [json, upload] {
+        let (status, body) = answer.expect("the client read the answer");
+        assert_eq!(status, 413, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("limit"),
+            "{body}"
+        );
+    }
+}
+
 /// Sends a `json` body (`POST /orders`) or an `upload` (`POST /images`) of about `bytes` bytes
 /// to `addr` with Python's `http.client`, which writes the whole request before it reads the
 /// answer; returns the status and the body, or the client's error.
