@@ -97,6 +97,16 @@ pub enum JsonBodyErrors {
     Invalid(ErrorBody),
 }
 
+/// For the OpenAPI document: what an operation that writes may answer when storage fails.
+#[derive(IntoResponses)]
+pub enum StoreErrors {
+    #[response(
+        status = 503,
+        description = "The store is unavailable, or its disk is full; retry later"
+    )]
+    Unavailable(ErrorBody),
+}
+
 impl ApiError {
     pub fn validation(errors: FieldErrors) -> Self {
         Self::Validation {

@@ -40,11 +40,15 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyHeader {
 
 impl IntoParams for KeyHeader {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        // Surrounding spaces are not part of a header's value, hence the first and last rule.
         let schema = ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
-            .max_length(Some(MAX_KEY_LEN + 2))
-            .pattern(Some("^[\\x20-\\x7E]+$"));
+            .max_length(Some(MAX_KEY_LEN))
+            .pattern(Some(format!(
+                "^[!-~]([ -~]{{0,{}}}[!-~])?$",
+                MAX_KEY_LEN - 2
+            )));
         vec![
             ParameterBuilder::new()
                 .name("Idempotency-Key")
@@ -53,7 +57,7 @@ impl IntoParams for KeyHeader {
                 .description(Some(format!(
                     "Makes a retry safe: a repeat with the same key and body gets the first \
                      answer again (with `Idempotent-Replayed: true`) instead of creating twice. \
-                     1 to {MAX_KEY_LEN} printable ASCII characters, bare or as a quoted string."
+                     1 to {MAX_KEY_LEN} printable ASCII characters, compared as sent."
                 )))
                 .schema(Some(schema))
                 .build(),

@@ -96,7 +96,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`: the OpenMetrics text Prometheus scrapes.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
 pub async fn show(State(state): State<AppState>) -> Response {
     (

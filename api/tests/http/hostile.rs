@@ -56,7 +56,7 @@ async fn huge_numbers_are_refused() {
     for quantity in [
         "99999999999999999999999999",
         "18446744073709551616",
-        "1e6",
+        "1e7",
         "-0",
     ] {
         let error = error_body(post_raw(&app, body(quantity)).await, 422).await;

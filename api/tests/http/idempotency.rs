@@ -122,12 +122,10 @@ async fn keys_are_1_to_255_printable_characters() {
         post_order(&app, &longest, &reference_order()).await.status,
         201
     );
-    assert_eq!(
-        post_order(&app, &format!("\"{longest}\""), &reference_order())
-            .await
-            .status,
-        201,
-        "the quoted form names the same key"
+    let quoted = post_order(&app, "\"a quoted key\"", &reference_order()).await;
+    assert!(
+        quoted.status == 201 && !quoted.replayed(),
+        "a key of its own"
     );
     for bad in [
         String::new(),
@@ -166,7 +164,7 @@ async fn keys_are_1_to_255_printable_characters() {
         .fetch()
         .await;
     error_body(twice, 400).await;
-    assert_eq!(order_count(&app).await, 1);
+    assert_eq!(order_count(&app).await, 2);
 }
 
 #[tokio::test]

@@ -193,16 +193,25 @@ async fn a_body_over_the_limit_is_413_whether_declared_or_streamed() {
 }
 
 #[tokio::test]
-async fn a_form_without_the_file_field_or_with_two_is_422() {
+async fn a_form_without_the_file_field_with_two_or_with_another_field_is_422() {
     let app = spawn_app().await;
-    let form = reqwest::multipart::Form::new().text("picture", "nope");
     let response = app
         .request(Method::POST, "/images")
-        .multipart(form)
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body("--X--\r\n")
         .fetch()
         .await;
     let body = error_body(response, 422).await;
     assert_eq!(body["errors"]["file"], "is required");
+
+    let other = pictures::form(&pictures::jpeg(10, 10), "a.jpg").text("picture", "nope");
+    let response = app
+        .request(Method::POST, "/images")
+        .multipart(other)
+        .fetch()
+        .await;
+    let body = error_body(response, 422).await;
+    assert_eq!(body["errors"]["picture"], "is not a field of an upload");
 
     let jpeg = pictures::jpeg(10, 10);
     let two = pictures::form(&jpeg, "a.jpg").part(

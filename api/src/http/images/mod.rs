@@ -42,7 +42,8 @@ async fn find(state: &AppState, id: ImageId) -> Result<Image, ApiError> {
 }
 
 /// The image's status, sizes, attempts and links.
-#[utoipa::path(get, path = "/images/{id}", tag = "images", params(ImagePath),
+#[utoipa::path(get, path = "/images/{id}", tag = "images", operation_id = "getImage",
+    params(ImagePath),
     responses((status = 200, description = "The image", body = ImageView), IdErrors))]
 pub async fn show(
     State(state): State<AppState>,
@@ -53,7 +54,8 @@ pub async fn show(
 
 /// Delete an image: its files, then its record (so a retry after a failure finishes the job).
 /// A worker still holding its job finds no record and lets it go.
-#[utoipa::path(delete, path = "/images/{id}", tag = "images", params(ImagePath),
+#[utoipa::path(delete, path = "/images/{id}", tag = "images", operation_id = "deleteImage",
+    params(ImagePath),
     responses((status = 200, description = "Deleted, files and all", body = Message), IdErrors))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -69,7 +71,8 @@ pub async fn remove(
 }
 
 /// The uploaded file as it was sent.
-#[utoipa::path(get, path = "/images/{id}/original", tag = "images", params(ImagePath),
+#[utoipa::path(get, path = "/images/{id}/original", tag = "images",
+    operation_id = "getOriginal", params(ImagePath),
     responses(
         (status = 200, description = "The file, with its type, an ETag and cache headers"),
         (status = 304, description = "Not modified (If-None-Match)"),
@@ -92,7 +95,8 @@ pub async fn original(
 }
 
 /// The thumbnail, once the image is `done`.
-#[utoipa::path(get, path = "/images/{id}/thumbnail", tag = "images", params(ImagePath),
+#[utoipa::path(get, path = "/images/{id}/thumbnail", tag = "images",
+    operation_id = "getThumbnail", params(ImagePath),
     responses(
         (status = 200, description = "The thumbnail, with its type, an ETag and cache headers"),
         (status = 304, description = "Not modified (If-None-Match)"),

@@ -29,6 +29,15 @@ pub struct UploadAccepted {
     pub status_url: String,
 }
 
+/// The form of an upload: the one field `file`; any other field is refused with 422.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only documents the request schema: the form is read part by part
+pub struct UploadForm {
+    /// A JPEG, PNG or WebP file, at most `images.max_upload_bytes` with the rest of the form.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 fn field_error(why: impl Into<String>) -> ApiError {
     ApiError::Validation {
         message: "the upload is not acceptable".into(),
@@ -46,8 +55,10 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
 
 /// Upload an image (JPEG, PNG or WebP) as the multipart field `file`; a worker makes its
 /// thumbnail. Answers at once with where to follow the job.
-#[utoipa::path(post, path = "/images", tag = "images", params(KeyHeader),
-    request_body(content_type = "multipart/form-data", description = "Field `file`: the image"),
+#[utoipa::path(post, path = "/images", tag = "images", operation_id = "uploadImage",
+    params(KeyHeader),
+    request_body(content_type = "multipart/form-data", content = UploadForm,
+        description = "Field `file`: the image"),
     responses(
         (status = 202, description = "Stored and queued; `Location` is the status URL", body = UploadAccepted),
         (status = 400, description = "Malformed multipart body", body = ErrorBody),
@@ -79,15 +90,18 @@ pub async fn upload(
         .await
         .map_err(|e| multipart_error(e, limit))?
     {
-        let is_file = field.name() == Some(FIELD);
-        // Other fields are read and dropped: the limit still counts them.
-        let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-        if is_file {
-            if file.is_some() {
-                return Err(field_error("send one file per upload"));
-            }
-            file = Some(bytes);
+        if field.name() != Some(FIELD) {
+            let name = field.name().unwrap_or_default().to_owned();
+            return Err(ApiError::validation(FieldErrors::from([(
+                name,
+                "is not a field of an upload".to_owned(),
+            )])));
         }
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+        if file.is_some() {
+            return Err(field_error("send one file per upload"));
+        }
+        file = Some(bytes);
     }
     let bytes = file.ok_or_else(|| field_error("is required"))?;
     let original = inspect(

@@ -48,23 +48,47 @@ impl From<&Order> for OrderView {
     }
 }
 
-/// The fields a client may send. On create all four are required; on update any non-empty subset.
-/// Any other field, `_id` included, is refused with 422.
+/// What a product or a customer name may be, as an ECMA 262 pattern for the OpenAPI document:
+/// no control character (`char::is_control`) and one character at least that is not white space
+/// (`char::is_whitespace`), as `orders::text` checks.
+pub const ONE_LINE_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$";
+
+/// The same for an address, where tabs, CR and LF are allowed.
+pub const MULTI_LINE_PATTERN: &str = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$";
+
+/// The fields of a new order: all four, and no other (`_id` included).
 #[derive(ToSchema)]
 #[allow(dead_code)] // only documents the request schema: bodies are read field by field
 pub struct OrderInput {
-    /// 1 to 200 characters, not blank.
+    /// 1 to 200 characters, not blank, no control characters.
     #[schema(example = "Laptop", min_length = 1, max_length = 200)]
     product: String,
-    /// An integer from 1 to 1,000,000 (not a string, float or boolean).
+    /// An integer from 1 to 1,000,000 (`5.0` is the integer 5; a string, a fraction or a
+    /// boolean is refused).
     #[schema(example = 1, minimum = 1, maximum = 1000000)]
     quantity: u32,
-    /// 1 to 200 characters, not blank.
+    /// 1 to 200 characters, not blank, no control characters.
     #[schema(example = "John Doe", min_length = 1, max_length = 200)]
     customer_name: String,
-    /// 1 to 500 characters, not blank; may span lines.
+    /// 1 to 500 characters, not blank; may span lines (tabs, CR and LF are its only control
+    /// characters).
     #[schema(example = "123 Main St", min_length = 1, max_length = 500)]
     customer_address: String,
+}
+
+/// Changes to an order: at least one of the four fields (the others are kept), and no other.
+/// The rules of each field are those of [`OrderInput`].
+#[derive(ToSchema)]
+#[allow(dead_code)] // only documents the request schema: bodies are read field by field
+pub struct OrderChangesInput {
+    #[schema(example = "Laptop", min_length = 1, max_length = 200)]
+    product: Option<String>,
+    #[schema(example = 2, minimum = 1, maximum = 1000000)]
+    quantity: Option<u32>,
+    #[schema(example = "John Doe", min_length = 1, max_length = 200)]
+    customer_name: Option<String>,
+    #[schema(example = "123 Main St", min_length = 1, max_length = 500)]
+    customer_address: Option<String>,
 }
 
 /// The fields found in a body, each parsed by its domain rule, with the reasons for those that
@@ -106,11 +130,14 @@ fn text<T>(value: Value, parse: fn(String) -> Result<T, String>) -> Result<T, St
     }
 }
 
+/// A JSON number with no fractional part: `5` or `5.0` (the same number, as JSON Schema reads
+/// it, so that the OpenAPI `integer` says exactly what is taken); `5.5`, `"5"` and `true` are not.
 fn quantity(value: Value) -> Result<Quantity, String> {
     match value {
-        Value::Number(n) => match n.as_i64() {
-            Some(n) => Quantity::parse(n),
-            None => Err(Quantity::rule()),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(n), _) => Quantity::parse(n),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() <= 1e15 => Quantity::parse(f as i64),
+            _ => Err(Quantity::rule()),
         },
         Value::Null => Err("must not be null".into()),
         _ => Err(Quantity::rule()),

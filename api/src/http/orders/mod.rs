@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use self::body::OrderView;
-use super::error::{ApiError, ErrorBody, IdErrors, JsonBodyErrors};
+use super::error::{ApiError, ErrorBody, IdErrors, JsonBodyErrors, StoreErrors};
 use super::idempotency::{self, KeyHeader};
 use super::json::JsonObject;
 use super::path_id::{IdPath, OrderPath};
@@ -35,12 +35,16 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 1000; default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// The `next` cursor of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{16}$")]
     after: Option<String>,
     /// Only orders of exactly this customer.
+    #[param(min_length = 1, max_length = 200)]
     customer_name: Option<String>,
     /// Only orders of exactly this product.
+    #[param(min_length = 1, max_length = 200)]
     product: Option<String>,
 }
 
@@ -92,7 +96,8 @@ pub struct OrderMessage {
 }
 
 /// List orders, one bounded page at a time, oldest first.
-#[utoipa::path(get, path = "/orders", tag = "orders", params(ListParams),
+#[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "listOrders",
+    params(ListParams),
     responses(
         (status = 200, description = "A page of orders", body = OrderList),
         (status = 400, description = "Bad query parameter", body = ErrorBody),
@@ -110,7 +115,8 @@ pub async fn list(
 }
 
 /// Get one order.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(OrderPath),
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", operation_id = "getOrder",
+    params(OrderPath),
     responses((status = 200, description = "The order", body = OrderEnvelope), IdErrors))]
 pub async fn show(
     State(state): State<AppState>,
@@ -124,12 +130,14 @@ pub async fn show(
 }
 
 /// Place an order. With an `Idempotency-Key`, a repeat gets the first answer again.
-#[utoipa::path(post, path = "/orders", tag = "orders", request_body = body::OrderInput,
+#[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "createOrder",
+    request_body = body::OrderInput,
     params(KeyHeader),
     responses(
         (status = 201, description = "Created; `Location` names the new order. A replayed answer \
             carries `Idempotent-Replayed: true`", body = OrderMessage),
         JsonBodyErrors,
+        StoreErrors,
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -171,8 +179,8 @@ pub async fn create(
 }
 
 /// Change some fields of an order; the fields not sent are kept.
-#[utoipa::path(put, path = "/orders/{id}", tag = "orders", request_body = body::OrderInput,
-    params(OrderPath),
+#[utoipa::path(put, path = "/orders/{id}", tag = "orders", operation_id = "updateOrder",
+    request_body = body::OrderChangesInput, params(OrderPath),
     responses(
         (status = 200, description = "The whole updated order", body = OrderMessage),
         JsonBodyErrors,
@@ -193,7 +201,8 @@ pub async fn update(
 }
 
 /// Delete an order.
-#[utoipa::path(delete, path = "/orders/{id}", tag = "orders", params(OrderPath),
+#[utoipa::path(delete, path = "/orders/{id}", tag = "orders", operation_id = "deleteOrder",
+    params(OrderPath),
     responses((status = 200, description = "Deleted", body = Message), IdErrors))]
 pub async fn remove(
     State(state): State<AppState>,
