@@ -94,7 +94,9 @@ fn write_atomically(temporary: &Path, path: &Path, bytes: &[u8]) -> Result<(), B
         let mut file = std::fs::File::create(temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(temporary, path)
+        std::fs::rename(temporary, path)?;
+        // The rename is durable once the folder that now names the file is on disk.
+        std::fs::File::open(parent)?.sync_all()
     })();
     if let Err(error) = written {
         let _ = std::fs::remove_file(temporary);

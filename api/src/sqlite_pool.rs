@@ -30,6 +30,26 @@ pub enum SqliteError {
     Other(#[from] anyhow::Error),
 }
 
+/// How far a commit is on disk when SQLite reports it done (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is fsynced before it is acknowledged: it survives power loss.
+    Full,
+    /// A commit survives a crash of any process; power loss or an OS crash can drop the last
+    /// ones (faster: the WAL is fsynced at checkpoints only).
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
 pub struct SqlitePool {
     pool: Pool,
 }
@@ -41,6 +61,7 @@ impl SqlitePool {
         path: &Path,
         connections: usize,
         busy_timeout: Duration,
+        synchronous: Synchronous,
         setup: fn(&mut Connection) -> rusqlite::Result<()>,
     ) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -55,9 +76,7 @@ impl SqlitePool {
         for outcome in pool
             .conn_for_each(move |conn| {
                 conn.busy_timeout(busy_timeout)?;
-                // WAL with NORMAL sync survives a crash of any process; only an OS crash or
-                // power loss can drop the last transactions.
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                conn.pragma_update(None, "synchronous", synchronous.pragma())?;
                 conn.set_prepared_statement_cache_capacity(32);
                 Ok(())
             })
@@ -119,4 +138,31 @@ pub fn is_busy(error: &rusqlite::Error) -> bool {
         error.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{SqlitePool, Synchronous};
+
+    #[tokio::test]
+    async fn every_connection_commits_as_durably_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for (synchronous, level) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+            let path = dir.path().join(format!("{level}.db"));
+            let pool = SqlitePool::open(&path, 3, Duration::from_secs(1), synchronous, |_| Ok(()))
+                .await
+                .unwrap();
+            for _ in 0..6 {
+                let found: i64 = pool
+                    .run::<_, super::SqliteError, _>(|conn| {
+                        conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(found, level, "{synchronous:?}");
+            }
+        }
+    }
 }

@@ -391,3 +391,40 @@ fn a_worker_on_mongodb_without_a_queue_url_names_it_and_exits_2() {
     let stderr = harness::refused_start("worker", &[], &env);
     assert!(stderr.contains("queue.url"), "{stderr}");
 }
+
+/// The api and the worker read Redis's persistence settings and name the risk when the queue
+/// would not survive a restart of Redis; with `appendonly yes` they say nothing.
+#[test]
+fn a_redis_without_persistence_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(volatile) = RedisServer::start_in_memory(&dir.path().join("volatile")) else {
+        return;
+    };
+    let Some(durable) = RedisServer::start(&dir.path().join("durable")) else {
+        return;
+    };
+    let warning = "Redis keeps the job queue in memory only";
+    for (name, redis, warned) in [("volatile", &volatile, true), ("durable", &durable, false)] {
+        let env = [
+            (
+                "APP__STORE__URI",
+                format!("sqlite://{}", dir.path().join("orders.db").display()),
+            ),
+            ("APP__QUEUE__URL", redis.url()),
+            (
+                "APP__IMAGES__BLOB_DIR",
+                dir.path().join("blobs").display().to_string(),
+            ),
+        ];
+        let mut api = Api::start(dir.path(), &format!("api-{name}"), &env);
+        let mut worker = Worker::start(dir.path(), &format!("worker-{name}"), &env);
+        for process in [&mut api.process, &mut worker.process] {
+            if warned {
+                process.wait_for(|log| log.contains(warning).then_some(()));
+            } else {
+                std::thread::sleep(Duration::from_millis(500));
+                assert!(!process.output().contains("WARN"), "{}", process.output());
+            }
+        }
+    }
+}

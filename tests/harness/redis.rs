@@ -13,11 +13,22 @@ pub struct RedisServer {
     dir: PathBuf,
     pub port: u16,
     process: Option<Process>,
+    /// Keeps nothing on disk (what the queue warns about).
+    in_memory: bool,
 }
 
 impl RedisServer {
     /// Starts one, or `None` (the test skips) outside CI when `redis-server` is not installed.
     pub fn start(dir: &Path) -> Option<Self> {
+        Self::launch(dir, false)
+    }
+
+    /// A server without persistence (`appendonly no`, no snapshots).
+    pub fn start_in_memory(dir: &Path) -> Option<Self> {
+        Self::launch(dir, true)
+    }
+
+    fn launch(dir: &Path, in_memory: bool) -> Option<Self> {
         let binary = crate::on_path("redis-server");
         if !crate::available(binary.is_some(), "redis-server") {
             return None;
@@ -28,6 +39,7 @@ impl RedisServer {
             dir: dir.to_owned(),
             port: 0,
             process: None,
+            in_memory,
         };
         // A port free a moment ago may be taken by the time Redis binds it: try a few.
         for _ in 0..5 {
@@ -55,14 +67,12 @@ impl RedisServer {
         let mut command = Command::new(&self.binary);
         command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", ""])
+            .args(if self.in_memory {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            } else {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            })
             .arg("--dir")
             .arg(&self.dir);
         let mut process = Process::spawn(command, self.dir.join("redis.log"));

@@ -83,6 +83,12 @@ impl StoreSettings {
         first_broken(&[
             (self.pool_size == 0, "store.pool_size", "must be at least 1"),
             (
+                self.write_concern != "majority"
+                    && !self.write_concern.parse::<u32>().is_ok_and(|n| n >= 1),
+                "store.write_concern",
+                "must be \"majority\" or a number of members (1 or more)",
+            ),
+            (
                 database.is_empty() || database.contains(['/', '.', ' ', '$']),
                 "store.database",
                 "must be a MongoDB database name",

@@ -14,6 +14,7 @@ use service::logs::LogSettings;
 pub use self::backends::{QueueBackend, StoreBackend};
 use self::backends::{parse_store_uri, redact};
 use crate::images::ThumbnailSpec;
+use crate::sqlite_pool::Synchronous;
 
 mod backends;
 mod checks;
@@ -117,6 +118,14 @@ pub struct StoreSettings {
     pub pool_size: u32,
     /// SQLite: how long a write waits for another process's lock before answering 503.
     pub busy_timeout_ms: u64,
+    /// SQLite (store and queue files): `full`, every acknowledged write survives power loss;
+    /// `normal`, faster, survives a crash of the process but not of the machine.
+    pub synchronous: Synchronous,
+    /// MongoDB: how many members acknowledge a write before it is answered: `majority`, or a
+    /// number of members.
+    pub write_concern: String,
+    /// MongoDB: a write is answered once it is in the server's on-disk journal.
+    pub journal: bool,
     /// MongoDB: the database holding the collections.
     pub database: String,
     /// MongoDB: the orders collection.
@@ -143,6 +152,9 @@ impl Default for Settings {
                 uri: "sqlite://data/orders.db".into(),
                 pool_size: 8,
                 busy_timeout_ms: 5000,
+                synchronous: Synchronous::Full,
+                write_concern: "majority".into(),
+                journal: true,
                 database: "orders_db".into(),
                 collection: "orders".into(),
                 connect_timeout_ms: 2000,
@@ -227,6 +239,16 @@ mod tests {
     #[test]
     fn the_catalogue_lists_every_key() {
         service::settings::check_catalogue::<Settings>(service::Family::Api).unwrap();
+    }
+
+    #[test]
+    fn writes_are_durable_by_default() {
+        let store = Settings::default().store;
+        assert_eq!(store.synchronous, crate::sqlite_pool::Synchronous::Full);
+        assert_eq!(
+            (store.write_concern.as_str(), store.journal),
+            ("majority", true)
+        );
     }
 
     #[test]

@@ -77,7 +77,13 @@ pub async fn open(
     let lease = Duration::from_millis(settings.queue.lease_ms);
     match backend {
         QueueBackend::Sqlite(path) => Ok(Arc::new(
-            SqliteQueue::open(&path, lease, settings.store.busy_timeout_ms).await?,
+            SqliteQueue::open(
+                &path,
+                lease,
+                settings.store.busy_timeout_ms,
+                settings.store.synchronous,
+            )
+            .await?,
         )),
         QueueBackend::Redis(url) => Ok(Arc::new(RedisQueue::open(
             &url,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::Retryable;
 use chrono::Utc;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
@@ -95,8 +96,10 @@ impl RedisQueue {
             ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .map_err(|e| QueueError::Internal(anyhow::anyhow!("connecting to Redis: {e}")))
         };
+        let commands = manager(config)?;
+        tokio::spawn(warn_unless_durable(commands.clone()));
         Ok(Self {
-            commands: manager(config)?,
+            commands,
             blocking: manager(blocking_config)?,
             stream: format!("{name}:jobs"),
             delayed: format!("{name}:delayed"),
@@ -287,4 +290,70 @@ impl JobQueue for RedisQueue {
             .map_err(|e| self.map_error(e))?;
         Ok(())
     }
+}
+
+/// Reads the server's persistence settings once it first answers, and warns when queued jobs
+/// would not survive a restart of Redis, or could be evicted. Managed servers may refuse
+/// `CONFIG`: that is said once too.
+async fn warn_unless_durable(commands: ConnectionManager) {
+    let needs = "the queue needs appendonly yes, appendfsync everysec or always, \
+                 maxmemory-policy noeviction";
+    let mut settings = std::collections::HashMap::new();
+    for name in ["appendonly", "appendfsync", "save", "maxmemory-policy"] {
+        let read = (|| {
+            let mut commands = commands.clone();
+            async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async::<Vec<String>>(&mut commands)
+                    .await
+            }
+        })
+        .retry(
+            backon::ExponentialBuilder::default()
+                .with_max_delay(Duration::from_secs(10))
+                .with_max_times(20),
+        )
+        .when(unreachable)
+        .await;
+        match read {
+            Ok(pair) => {
+                settings.insert(name, pair.get(1).cloned().unwrap_or_default());
+            }
+            // Never reached: the queue's own errors say so.
+            Err(error) if unreachable(&error) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read Redis's persistence settings; {needs}");
+                return;
+            }
+        }
+    }
+    let setting = |name: &str| settings.get(name).map_or("", String::as_str);
+    if setting("appendonly") != "yes" {
+        let risk = if setting("save").is_empty() {
+            "Redis keeps the job queue in memory only: every queued job is lost if it restarts"
+        } else {
+            "Redis saves the job queue in snapshots only: jobs queued since the last one are lost if it restarts"
+        };
+        tracing::warn!(
+            appendonly = setting("appendonly"),
+            save = setting("save"),
+            "{risk}; {needs}"
+        );
+    } else if setting("appendfsync") == "no" {
+        tracing::warn!(
+            "Redis leaves flushing its append-only file to the OS: the last seconds of queued jobs can be lost on a machine crash; {needs}"
+        );
+    }
+    if !matches!(setting("maxmemory-policy"), "noeviction" | "") {
+        tracing::warn!(
+            policy = setting("maxmemory-policy"),
+            "Redis may evict queued jobs when its memory is full; {needs}"
+        );
+    }
+}
+
+fn unreachable(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
 }

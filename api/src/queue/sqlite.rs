@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Delivery, JobQueue, QueueError};
 use crate::images::ImageId;
-use crate::sqlite_pool::{SqliteError, SqlitePool};
+use crate::sqlite_pool::{SqliteError, SqlitePool, Synchronous};
 
 /// How long `claim` waits between looks at an empty queue.
 const POLL: Duration = Duration::from_millis(100);
@@ -29,11 +29,13 @@ impl SqliteQueue {
         path: &Path,
         lease: Duration,
         busy_timeout_ms: u64,
+        synchronous: Synchronous,
     ) -> Result<Self, QueueError> {
         let pool = SqlitePool::open(
             path,
             2,
             Duration::from_millis(busy_timeout_ms),
+            synchronous,
             create_table,
         )
         .await

@@ -19,7 +19,11 @@ pub async fn open(lease: Duration) -> Option<Backend> {
 
 async fn handle(dir: &TempDir, lease: Duration) -> Arc<dyn JobQueue> {
     let path = dir.path().join("queue.db");
-    Arc::new(SqliteQueue::open(&path, lease, 5000).await.unwrap())
+    Arc::new(
+        SqliteQueue::open(&path, lease, 5000, api::sqlite_pool::Synchronous::Full)
+            .await
+            .unwrap(),
+    )
 }
 
 impl Backend {

@@ -14,7 +14,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::ClientOptions;
+use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::StoreError;
@@ -46,6 +46,17 @@ impl MongoStore {
         options.connect_timeout = Some(Duration::from_millis(settings.connect_timeout_ms));
         options.server_selection_timeout =
             Some(Duration::from_millis(settings.server_selection_timeout_ms));
+        // An acknowledged order is on the disk of a majority of the replica set by default.
+        let members = match settings.write_concern.parse::<u32>() {
+            Ok(count) => Acknowledgment::Nodes(count),
+            Err(_) => Acknowledgment::Majority,
+        };
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(members)
+                .journal(settings.journal)
+                .build(),
+        );
         let client = Client::with_options(options).map_err(map_error)?;
         let database = client.database(&settings.database);
         let orders = database.collection::<Document>(&settings.collection);

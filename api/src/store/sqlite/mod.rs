@@ -89,9 +89,15 @@ impl From<SqliteError> for StoreError {
 impl SqliteStore {
     pub async fn open(path: &Path, settings: &StoreSettings) -> Result<Self, StoreError> {
         let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
-        let pool = SqlitePool::open(path, settings.pool_size as usize, busy_timeout, migrate)
-            .await
-            .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
+        let pool = SqlitePool::open(
+            path,
+            settings.pool_size as usize,
+            busy_timeout,
+            settings.synchronous,
+            migrate,
+        )
+        .await
+        .with_context(|| format!("opening the SQLite store at {}", path.display()))?;
         Ok(Self { pool, busy_timeout })
     }
 }
