@@ -428,3 +428,44 @@ fn a_redis_without_persistence_is_warned_about() {
         }
     }
 }
+
+/// A worker stopped (SIGTERM) during a job hands it back, and that attempt does not count: a job
+/// interrupted by three worker restarts in a row (as many as `queue.max_attempts`) is done by the
+/// fourth worker, with one attempt counted, instead of being given up as a poison job.
+#[tokio::test]
+async fn a_job_handed_back_three_times_is_not_failed() {
+    let extra = [("APP__WORKER__SHUTDOWN_TIMEOUT_MS", "1")];
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &extra) else {
+        return;
+    };
+    let id = pipeline.upload_ok(&pictures::patterned_png(5000)).await;
+    for round in 1..=3 {
+        let mut worker = pipeline.worker(&format!("worker-{round}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pipeline.status(&id).await["status"] != "processing" {
+            assert!(Instant::now() < deadline, "the job was not started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.process.signal("TERM");
+        assert!(
+            worker
+                .process
+                .wait_for_exit(Duration::from_secs(10))
+                .success()
+        );
+        let log = worker.process.output();
+        assert!(
+            log.contains("handing the job back"),
+            "round {round}:\n{log}"
+        );
+        let status = pipeline.status(&id).await;
+        assert_eq!(
+            (status["status"].as_str(), status["attempts"].as_u64()),
+            (Some("queued"), Some(0))
+        );
+    }
+    let _worker = pipeline.worker("worker-4");
+    let done = pipeline.settled(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["attempts"], 1);
+}

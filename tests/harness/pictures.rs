@@ -19,6 +19,13 @@ pub fn noise_png(side: u32) -> Vec<u8> {
     encode(DynamicImage::ImageRgb8(image), ImageFormat::Png)
 }
 
+/// A `side`x`side` RGB PNG of a pattern that compresses well: a small file that takes long to
+/// decode (a 7000-pixel side is 49 MP, about 150 MB of pixels, in a few MB).
+pub fn patterned_png(side: u32) -> Vec<u8> {
+    let image = RgbImage::from_fn(side, side, |x, y| Rgb([(x / 64) as u8, (y / 64) as u8, 0]));
+    encode(DynamicImage::ImageRgb8(image), ImageFormat::Png)
+}
+
 /// A baseline JPEG with a gradient, `width`x`height`.
 pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let image = RgbImage::from_fn(width, height, |x, y| {

@@ -107,6 +107,9 @@ pub enum AttemptEnd {
         last: bool,
         at: DateTime<Utc>,
     },
+    /// The worker stopped before the attempt ended (shutdown) and handed the job back: the
+    /// attempt does not count, and a `processing` image is `queued` again.
+    HandedBack { at: DateTime<Utc> },
 }
 
 impl AttemptEnd {

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use self::job::{Outcome, Thumbnailer};
 use crate::blobs::BlobStore;
 use crate::config::Settings;
+use crate::images::AttemptEnd;
 use crate::queue::{Delivery, JobQueue, QueueError};
 use crate::store::ImageStore;
 
@@ -130,6 +132,10 @@ impl Worker {
         let settled = match outcome {
             None => {
                 tracing::info!(%image, "handing the job back");
+                let back = AttemptEnd::HandedBack { at: Utc::now() };
+                if let Err(error) = self.thumbnailer.images.end_attempt(image, &back).await {
+                    tracing::warn!(%image, %error, "could not uncount the handed-back attempt");
+                }
                 self.queue.retry_after(&delivery, Duration::ZERO).await
             }
             Some((attempts, Outcome::Done)) => {

@@ -149,6 +149,31 @@ pub async fn a_failed_attempt_is_queued_again_or_failed_when_last(store: &dyn Im
     assert_eq!(start, failed);
 }
 
+/// A worker that stops during an attempt hands the job back: however often, no attempt is
+/// counted against the image, which is `queued` again for the next worker.
+pub async fn a_handed_back_attempt_does_not_count(store: &dyn ImageStore) {
+    let image = upload();
+    store.insert_image(&image).await.unwrap();
+    for _ in 0..3 {
+        let started = store.start_attempt(image.id, now()).await.unwrap().unwrap();
+        assert_eq!(
+            (started.status, started.attempts),
+            (ImageStatus::Processing, 1)
+        );
+        let back = AttemptEnd::HandedBack { at: now() };
+        store.end_attempt(image.id, &back).await.unwrap();
+        let queued = stored(store, image.id).await;
+        assert_eq!((queued.status, queued.attempts), (ImageStatus::Queued, 0));
+    }
+    store.start_attempt(image.id, now()).await.unwrap();
+    store.end_attempt(image.id, &done(now())).await.unwrap();
+    // Handing back after the end changes nothing.
+    let back = AttemptEnd::HandedBack { at: now() };
+    store.end_attempt(image.id, &back).await.unwrap();
+    let finished = stored(store, image.id).await;
+    assert_eq!((finished.status, finished.attempts), (ImageStatus::Done, 1));
+}
+
 pub async fn a_done_image_stays_done(store: &dyn ImageStore) {
     let image = upload();
     store.insert_image(&image).await.unwrap();
@@ -182,6 +207,7 @@ macro_rules! image_store_suite {
                 finishing_records_the_thumbnail_and_clears_the_error,
                 a_failed_attempt_is_queued_again_or_failed_when_last,
                 a_done_image_stays_done,
+                a_handed_back_attempt_does_not_count,
             );
         }
     };

@@ -151,6 +151,20 @@ impl ImageStore for MongoStore {
     }
 
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {
+        if let AttemptEnd::HandedBack { at } = end {
+            return self
+                .images
+                .update_one(
+                    doc! { "_id": id.to_string(), "status": "processing", "attempts": { "$gt": 0 } },
+                    doc! {
+                        "$set": { "status": "queued", "updated_at": stamp(*at) },
+                        "$inc": { "attempts": -1_i64 },
+                    },
+                )
+                .await
+                .map(drop)
+                .map_err(map_error);
+        }
         let (filter, set) = match end {
             AttemptEnd::Done { thumbnail, at } => (
                 doc! { "_id": id.to_string() },
@@ -169,6 +183,7 @@ impl ImageStore for MongoStore {
                     "updated_at": stamp(*at),
                 },
             ),
+            AttemptEnd::HandedBack { .. } => unreachable!("answered above"),
         };
         self.images
             .update_one(filter, doc! { "$set": set })

@@ -170,6 +170,13 @@ impl ImageStore for SqliteStore {
                         reason,
                         timestamp(&at)
                     ]),
+                AttemptEnd::HandedBack { at } => conn
+                    .prepare_cached(
+                        "UPDATE images SET status = 'queued', attempts = attempts - 1,
+                            updated_at = ?2
+                         WHERE id = ?1 AND status = 'processing' AND attempts > 0",
+                    )?
+                    .execute(params![id, timestamp(&at)]),
             })
             .await
             .map(drop)
