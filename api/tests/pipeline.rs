@@ -469,3 +469,55 @@ async fn a_job_handed_back_three_times_is_not_failed() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["attempts"], 1);
 }
+
+/// A job lost from the queue after its image was stored (SQLite: its row deleted; Redis: its
+/// data flushed, as a restart without persistence does) is found by a worker's reconciler and
+/// queued again: the image reaches `done`.
+async fn a_lost_job_is_queued_again_and_done(queue: Queue) {
+    let extra = [("APP__QUEUE__RECONCILE_AFTER_MS", "1000")];
+    let Some(pipeline) = Pipeline::start(queue, &extra) else {
+        return;
+    };
+    let id = pipeline.upload_ok(&pictures::jpeg(640, 480)).await;
+    match &pipeline.redis {
+        Some(redis) => {
+            let client = redis::Client::open(redis.url()).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let () = redis::cmd("FLUSHALL")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+        None => {
+            let url = pipeline
+                .env
+                .iter()
+                .find(|(key, _)| *key == "APP__QUEUE__URL")
+                .or_else(|| {
+                    pipeline
+                        .env
+                        .iter()
+                        .find(|(key, _)| *key == "APP__STORE__URI")
+                })
+                .map(|(_, url)| url.trim_start_matches("sqlite://").to_owned())
+                .unwrap();
+            let conn = rusqlite::Connection::open(url).unwrap();
+            assert_eq!(conn.execute("DELETE FROM image_jobs", []).unwrap(), 1);
+        }
+    }
+    let worker = pipeline.worker("worker-1");
+    let done = pipeline.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let log = worker.process.output();
+    assert!(log.contains("its job was lost: queued again"), "{log}");
+}
+
+#[tokio::test]
+async fn a_lost_job_is_queued_again_and_done_with_the_sqlite_queue() {
+    a_lost_job_is_queued_again_and_done(Queue::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_lost_job_is_queued_again_and_done_with_the_redis_queue() {
+    a_lost_job_is_queued_again_and_done(Queue::Redis).await;
+}

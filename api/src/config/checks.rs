@@ -157,6 +157,11 @@ impl QueueSettings {
                 "queue.timeout_ms",
                 "must be at least 1 ms",
             ),
+            (
+                self.reconcile_after_ms < 1000,
+                "queue.reconcile_after_ms",
+                "must be at least 1000 ms",
+            ),
         ])
     }
 }

@@ -75,6 +75,9 @@ pub struct QueueSettings {
     pub retry_max_ms: u64,
     /// Redis: how long connecting and each command may take before the caller gets 503.
     pub timeout_ms: u64,
+    /// An image still `queued` or `processing`, unchanged this long and with no job in the queue
+    /// (its job was lost), is queued again by a worker.
+    pub reconcile_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +181,7 @@ impl Default for Settings {
                 retry_base_ms: 1000,
                 retry_max_ms: 60_000,
                 timeout_ms: 2000,
+                reconcile_after_ms: 60_000,
             },
             worker: WorkerSettings {
                 concurrency: 2,

@@ -7,6 +7,7 @@
 mod redis;
 mod sqlite;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,13 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Succeeds when the backend answers.
     async fn ping(&self) -> Result<(), QueueError>;
+
+    /// The images that have a job in the queue now: waiting, delayed, or held by a worker.
+    async fn queued_images(&self) -> Result<HashSet<ImageId>, QueueError>;
+
+    /// Takes (or keeps) the lease `name` for `holder` for `ttl`, unless another holder's lease
+    /// on it is still running; `true` when `holder` has it now.
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, QueueError>;
 }
 
 /// Opens the queue `backend` names.

@@ -8,6 +8,7 @@
 //!
 //! For no job to be lost when Redis itself restarts, run it with `appendonly yes`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use async_trait::async_trait;
 use backon::Retryable;
 use chrono::Utc;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply,
+};
 use redis::{AsyncCommands, RedisError, Script};
 
 use super::{Delivery, JobQueue, QueueError};
@@ -34,6 +37,16 @@ for _, image in ipairs(due) do
   redis.call('ZREM', KEYS[2], image)
 end
 return #due
+";
+
+/// Takes or keeps the lease KEYS[1] for holder ARGV[1] for ARGV[2] ms, unless another holds it.
+const LEASE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
 ";
 
 /// Renews (`renew`), acknowledges (`ack`) or hands back (`retry`) one delivery, only while the
@@ -67,6 +80,8 @@ pub struct RedisQueue {
     /// XREADGROUP … BLOCK holds a connection while it waits; it gets its own.
     blocking: ConnectionManager,
     stream: String,
+    /// `queue.name`: the prefix of every key.
+    prefix: String,
     delayed: String,
     lease: Duration,
     promote: Script,
@@ -102,6 +117,7 @@ impl RedisQueue {
             commands,
             blocking: manager(blocking_config)?,
             stream: format!("{name}:jobs"),
+            prefix: name.to_owned(),
             delayed: format!("{name}:delayed"),
             lease,
             promote: Script::new(PROMOTE),
@@ -289,6 +305,37 @@ impl JobQueue for RedisQueue {
             .await
             .map_err(|e| self.map_error(e))?;
         Ok(())
+    }
+
+    async fn queued_images(&self) -> Result<HashSet<ImageId>, QueueError> {
+        let mut connection = self.commands.clone();
+        let entries: StreamRangeReply = connection
+            .xrange_all(&self.stream)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        let delayed: Vec<String> = connection
+            .zrange(&self.delayed, 0, -1)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        let waiting = entries.ids.iter().filter_map(|entry| {
+            entry
+                .get::<String>(FIELD)
+                .and_then(|id| ImageId::parse(&id).ok())
+        });
+        let later = delayed.iter().filter_map(|id| ImageId::parse(id).ok());
+        Ok(waiting.chain(later).collect())
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, QueueError> {
+        let mut connection = self.commands.clone();
+        let taken: i64 = Script::new(LEASE)
+            .key(format!("{}:lease:{name}", self.prefix))
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| self.map_error(e))?;
+        Ok(taken == 1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the lease in the row. Claiming is one UPDATE … RETURNING, so two workers (threads or
 //! processes) can never take the same due job.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,7 +68,12 @@ fn create_table(conn: &mut Connection) -> rusqlite::Result<()> {
             lease_token  TEXT,
             lease_ms     INTEGER NOT NULL DEFAULT 0
         ) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);",
+        CREATE INDEX IF NOT EXISTS image_jobs_by_due ON image_jobs (due_ms);
+        CREATE TABLE IF NOT EXISTS leases (
+            name     TEXT PRIMARY KEY NOT NULL,
+            holder   TEXT NOT NULL,
+            until_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;",
     )
 }
 
@@ -184,6 +190,39 @@ impl JobQueue for SqliteQueue {
     async fn ping(&self) -> Result<(), QueueError> {
         self.pool
             .run(|conn| conn.query_row("SELECT count(*) FROM image_jobs", [], |_| Ok(())))
+            .await
+    }
+
+    async fn queued_images(&self) -> Result<HashSet<ImageId>, QueueError> {
+        let ids: Vec<String> = self
+            .pool
+            .run::<_, QueueError, _>(|conn| {
+                conn.prepare_cached("SELECT image_id FROM image_jobs")?
+                    .query_map([], |row| row.get(0))?
+                    .collect()
+            })
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| ImageId::parse(id).ok())
+            .collect())
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, QueueError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let ttl_ms = ttl.as_millis() as i64;
+        self.pool
+            .run(move |conn| {
+                let now = now_ms();
+                conn.prepare_cached(
+                    "INSERT INTO leases (name, holder, until_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,
+                        until_ms = excluded.until_ms
+                     WHERE leases.holder = excluded.holder OR leases.until_ms <= ?4",
+                )?
+                .execute(params![name, holder, now + ttl_ms, now])
+                .map(|changed| changed == 1)
+            })
             .await
     }
 }

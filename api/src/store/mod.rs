@@ -96,6 +96,14 @@ pub trait ImageStore: Send + Sync + 'static {
 
     /// Records how an attempt ended (see [`AttemptEnd`]). A `done` image stays done.
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError>;
+
+    /// Up to `limit` images still `queued` or `processing` whose record has not changed since
+    /// `before`, oldest first: candidates for a job that was lost.
+    async fn unfinished_since(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError>;
 }
 
 /// The idempotency keys kept with orders and image records (see `crate::idempotency`).

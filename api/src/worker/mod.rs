@@ -4,6 +4,7 @@
 //! are taken over. Failures are retried with exponential backoff until `queue.max_attempts`.
 
 mod job;
+mod reconcile;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use self::job::{Outcome, Thumbnailer};
+use self::reconcile::Reconciler;
 use crate::blobs::BlobStore;
 use crate::config::Settings;
 use crate::images::AttemptEnd;
@@ -33,6 +35,8 @@ pub struct Worker {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub shutdown_timeout: Duration,
+    /// `queue.reconcile_after_ms`.
+    pub reconcile_after: Duration,
 }
 
 impl Worker {
@@ -56,6 +60,7 @@ impl Worker {
             retry_base: Duration::from_millis(settings.queue.retry_base_ms),
             retry_max: Duration::from_millis(settings.queue.retry_max_ms),
             shutdown_timeout: Duration::from_millis(settings.worker.shutdown_timeout_ms),
+            reconcile_after: Duration::from_millis(settings.queue.reconcile_after_ms),
         }
     }
 
@@ -97,8 +102,16 @@ impl Worker {
         };
         // Dropping the claim loop mid-claim is safe: a job it had just taken stays leased to
         // this consumer and is taken over when the lease expires.
+        let reconciling = Reconciler {
+            images: self.thumbnailer.images.clone(),
+            queue: self.queue.clone(),
+            holder: self.consumer.clone(),
+            after: self.reconcile_after,
+        }
+        .run();
         tokio::select! {
             _ = claims => {}
+            () = reconciling => {}
             () = shutdown => {}
         }
         let running = jobs.len();

@@ -155,6 +155,54 @@ pub async fn concurrent_claimers_never_get_the_same_job_twice(queues: Vec<Arc<dy
     assert_eq!(distinct, enqueued);
 }
 
+/// What the reconciler asks: every image with a job waiting, delayed or held is listed; one
+/// acknowledged is not.
+pub async fn the_queued_images_are_every_live_job(queue: &dyn JobQueue) {
+    let (waiting, held, delayed, finished) = (
+        ImageId::generate(),
+        ImageId::generate(),
+        ImageId::generate(),
+        ImageId::generate(),
+    );
+    for image in [held, delayed, finished] {
+        queue.enqueue(image).await.unwrap();
+        let delivery = claim_soon(queue, "a", Duration::from_secs(5)).await;
+        assert_eq!(delivery.image, image);
+        if image == delayed {
+            queue
+                .retry_after(&delivery, Duration::from_secs(60))
+                .await
+                .unwrap();
+        } else if image == finished {
+            queue.ack(&delivery).await.unwrap();
+        }
+    }
+    queue.enqueue(waiting).await.unwrap();
+    let live = queue.queued_images().await.unwrap();
+    assert_eq!(live, HashSet::from([waiting, held, delayed]));
+}
+
+/// One holder at a time: the lease is kept by its holder, refused to others until it runs out.
+pub async fn a_lease_has_one_holder_until_it_runs_out(queue: &dyn JobQueue) {
+    let ttl = Duration::from_millis(800);
+    assert!(queue.try_lease("job", "a", ttl).await.unwrap());
+    assert!(!queue.try_lease("job", "b", ttl).await.unwrap());
+    assert!(
+        queue.try_lease("job", "a", ttl).await.unwrap(),
+        "kept by its holder"
+    );
+    assert!(
+        queue.try_lease("other", "b", ttl).await.unwrap(),
+        "leases are by name"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    assert!(
+        queue.try_lease("job", "b", ttl).await.unwrap(),
+        "free once run out"
+    );
+    assert!(!queue.try_lease("job", "a", ttl).await.unwrap());
+}
+
 /// Declares one test per case above, each on a fresh queue from `$open`.
 macro_rules! job_queue_suite {
     ($open:path) => {
@@ -163,6 +211,8 @@ macro_rules! job_queue_suite {
             retry_after_delays_the_next_claim,
             renewing_keeps_the_lease,
             an_expired_lease_is_taken_over_and_the_old_holder_loses_the_job,
+            the_queued_images_are_every_live_job,
+            a_lease_has_one_holder_until_it_runs_out,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -149,6 +149,31 @@ pub async fn a_failed_attempt_is_queued_again_or_failed_when_last(store: &dyn Im
     assert_eq!(start, failed);
 }
 
+/// The reconciler's question: which unfinished images have not changed since a time.
+pub async fn unfinished_images_are_listed_by_age(store: &dyn ImageStore) {
+    let old = now() - Duration::minutes(10);
+    let image_at = |at| {
+        let mut image = upload();
+        image.created_at = at;
+        image.updated_at = at;
+        image
+    };
+    let (queued, processing, done, fresh) = (image_at(old), image_at(old), image_at(old), upload());
+    for image in [&queued, &processing, &done, &fresh] {
+        store.insert_image(image).await.unwrap();
+    }
+    store.start_attempt(processing.id, old).await.unwrap();
+    store.start_attempt(done.id, old).await.unwrap();
+    store.end_attempt(done.id, &self::done(old)).await.unwrap();
+    let before = now() - Duration::minutes(1);
+    let mut found = store.unfinished_since(before, 10).await.unwrap();
+    found.sort_by_key(ToString::to_string);
+    let mut expected = vec![queued.id, processing.id];
+    expected.sort_by_key(ToString::to_string);
+    assert_eq!(found, expected);
+    assert_eq!(store.unfinished_since(before, 1).await.unwrap().len(), 1);
+}
+
 /// A worker that stops during an attempt hands the job back: however often, no attempt is
 /// counted against the image, which is `queued` again for the next worker.
 pub async fn a_handed_back_attempt_does_not_count(store: &dyn ImageStore) {
@@ -208,6 +233,7 @@ macro_rules! image_store_suite {
                 a_failed_attempt_is_queued_again_or_failed_when_last,
                 a_done_image_stays_done,
                 a_handed_back_attempt_does_not_count,
+                unfinished_images_are_listed_by_age,
             );
         }
     };

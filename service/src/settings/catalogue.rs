@@ -15,6 +15,7 @@ pub const API: &[&str] = &[
     "queue.lease_ms",
     "queue.max_attempts",
     "queue.name",
+    "queue.reconcile_after_ms",
     "queue.retry_base_ms",
     "queue.retry_max_ms",
     "queue.timeout_ms",

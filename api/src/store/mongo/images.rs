@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use mongodb::options::ReturnDocument;
 
 use super::{MongoStore, map_error, stamp, time};
@@ -148,6 +149,36 @@ impl ImageStore for MongoStore {
             Some(document) => from_document(&document).map(Some),
             None => self.get_image(id).await,
         }
+    }
+
+    async fn unfinished_since(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError> {
+        let documents: Vec<Document> = self
+            .images
+            .find(doc! {
+                "status": { "$in": ["queued", "processing"] },
+                "updated_at": { "$lt": stamp(before) },
+            })
+            .sort(doc! { "updated_at": 1 })
+            .limit(i64::from(limit))
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
+            .map_err(map_error)?;
+        documents
+            .iter()
+            .map(|d| {
+                d.get_str("_id")
+                    .ok()
+                    .and_then(|id| ImageId::parse(id).ok())
+                    .ok_or_else(|| corrupt("a bad _id"))
+            })
+            .collect()
     }
 
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {

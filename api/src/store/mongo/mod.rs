@@ -76,7 +76,7 @@ impl MongoStore {
     /// Creates the listing indexes (idempotent), retrying in the background while the server
     /// is unreachable.
     fn spawn_index_creation(&self) {
-        let (orders, keys) = (self.orders.clone(), self.keys.clone());
+        let (orders, images, keys) = (self.orders.clone(), self.images.clone(), self.keys.clone());
         let indexed = self.indexed.clone();
         tokio::spawn(async move {
             let create = || async {
@@ -89,6 +89,13 @@ impl MongoStore {
                             .keys(doc! { "product": 1, "_id": 1 })
                             .build(),
                     ])
+                    .await?;
+                images
+                    .create_index(
+                        IndexModel::builder()
+                            .keys(doc! { "status": 1, "updated_at": 1 })
+                            .build(),
+                    )
                     .await?;
                 keys.create_index(keys::index()).await
             };

@@ -140,6 +140,28 @@ impl ImageStore for SqliteStore {
             .await
     }
 
+    async fn unfinished_since(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError> {
+        let ids: Vec<String> = self
+            .pool
+            .run::<_, StoreError, _>(move |conn| {
+                conn.prepare_cached(
+                    "SELECT id FROM images
+                     WHERE status IN ('queued', 'processing') AND updated_at < ?1
+                     ORDER BY updated_at LIMIT ?2",
+                )?
+                .query_map(params![timestamp(&before), limit], |row| row.get(0))?
+                .collect()
+            })
+            .await?;
+        ids.iter()
+            .map(|id| ImageId::parse(id).map_err(|e| StoreError::Internal(anyhow::anyhow!(e))))
+            .collect()
+    }
+
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {
         let (id, end) = (id.to_string(), end.clone());
         self.pool

@@ -68,6 +68,9 @@ const MIGRATIONS: &[&str] = &[
         checked_at TEXT NOT NULL
     );
 "#,
+    r#"
+    CREATE INDEX images_by_status_and_age ON images (status, updated_at);
+"#,
 ];
 
 pub struct SqliteStore {
