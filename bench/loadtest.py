@@ -44,7 +44,7 @@ MEAN_WAIT_S = 2.0  # ReferenceUser waits between(1, 3)
 
 def stack_pids():
     """The pids of the running stack's lb, api and worker processes (release binaries), and of
-    honcho, which runs them and forwards their log lines."""
+    supervisord, which runs them and forwards their log lines."""
     pids = {}
     for exe in Path("/proc").glob("[0-9]*/exe"):
         try:
@@ -52,8 +52,8 @@ def stack_pids():
             command = (exe.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(part.endswith(b"/honcho") for part in command) and b"start" in command:
-            pids.setdefault("honcho", []).append(int(exe.parent.name))
+        if any(part.endswith(b"/supervisord") for part in command):
+            pids.setdefault("supervisord", []).append(int(exe.parent.name))
             continue
         # A binary rebuilt while it runs shows as "… (deleted)".
         target = Path(target.removesuffix(" (deleted)"))
@@ -64,7 +64,7 @@ def stack_pids():
 
 
 def stack_cpu(pids):
-    """CPU seconds so far, per group (lb, api, worker, honcho)."""
+    """CPU seconds so far, per group (lb, api, worker, supervisord)."""
     totals = {}
     for name, group in pids.items():
         for pid in group:
@@ -80,7 +80,7 @@ def cpu_shares(before, after, wall):
 
 
 def fmt_shares(shares):
-    order = ["lb", "api", "worker", "honcho"]
+    order = ["lb", "api", "worker", "supervisord"]
     total = sum(shares.values())
     parts = " / ".join(f"{shares.get(name, 0.0):.0%}" for name in order)
     return f"{total:.0%} ({parts})"
@@ -261,7 +261,7 @@ def report(args, runs, stack_max, ceiling_max, path):
             f"{r['generator_cpu']:.0%} | {fmt_shares(r['service_cpu'])} | {valid} |")
     lines += ["", "![users, RPS and p95 over time](load-test.png)", "",
               "CPU is the share of one core over the run (Locust: its process; stack: all its "
-              "processes, then lb / api replicas / workers / honcho, which forwards every log "
+              "processes, then lb / api replicas / workers / supervisord, which forwards every log "
               "line). \"At full load\" RPS leaves out the first 10 s at full load (Locust's "
               "moving window). Locust's CSV and HTML reports are in `target/loadtest/`.", ""]
     if stack_max is not None:
@@ -286,9 +286,9 @@ def report(args, runs, stack_max, ceiling_max, path):
             f"Stack / ceiling: **{(best or 0) / max(cbest or 1, 1):.2f}x** (goal ≥ 0.8x).",
             "",
             "The stack's CPU at each step, share of one core, all (lb / api replicas / workers / "
-            "honcho): " + "; ".join(f"{s['rate']}: {fmt_shares(s['cpu'])}" for s in steps
+            "supervisord): " + "; ".join(f"{s['rate']}: {fmt_shares(s['cpu'])}" for s in steps
                                      if "cpu" in s) + ". The trivial upstreams' lb logs to "
-            "/dev/null rather than through honcho; oha runs on the same two cores.",
+            "/dev/null rather than through supervisord; oha runs on the same two cores.",
             "",
         ]
     path.write_text("\n".join(lines))

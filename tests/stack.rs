@@ -82,13 +82,14 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     let log = std::fs::read_to_string(&stack.log).unwrap();
     for name in ["api-1", "api-2", "worker-1", "worker-2", "lb"] {
         assert!(
-            log.contains(&format!("{name}.1 stopped")),
-            "{name} did not stop:\n{log}"
+            log.contains(&format!("stopped: {name} (exit status 0)")),
+            "{name} did not stop cleanly:\n{log}"
         );
     }
     assert!(
-        log.lines()
-            .any(|l| l.contains("lb.1") && l.contains("ignored") && l.contains("APP__STORE__URI")),
+        log.lines().any(|l| l.starts_with("lb | ")
+            && l.contains("ignored")
+            && l.contains("APP__STORE__URI")),
         "lb names the api setting it skips:\n{log}"
     );
     if let Store::Mongo { uri, database } = &store {
@@ -121,4 +122,63 @@ async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stac
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// One process dying does not stop the stack: a worker and an api replica killed with SIGKILL
+/// (as the OOM killer would) are started again by the supervisor, and the lb answers every
+/// request meanwhile.
+#[tokio::test]
+async fn killed_processes_come_back_and_the_lb_answers_throughout() {
+    let data = tempfile::tempdir().unwrap();
+    let env = [("APP__HEALTH__INTERVAL_MS", "300".to_owned())];
+    let mut stack = Stack::start(data.path(), &env);
+    stack.wait_until_serving();
+    let url = stack.url("/orders");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let traffic = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let (mut sent, mut failed) = (0, Vec::new());
+        while !*stopped.borrow() && sent < 5000 {
+            match client.get(&url).send().await {
+                Ok(response) if response.status() == 200 => {}
+                Ok(response) => failed.push(response.status().to_string()),
+                Err(error) => failed.push(error.to_string()),
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (sent, failed)
+    });
+    for name in ["worker-1", "api-1"] {
+        let pid = stack.pid_of(name).expect("the process runs");
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match stack.pid_of(name) {
+                Some(new) if new != pid => break,
+                _ => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{name} was not started again:\n{}",
+                        stack.output()
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    stack.wait_until_serving();
+    stop.send(true).unwrap();
+    let (sent, failed) = traffic.await.unwrap();
+    assert!(sent > 20, "only {sent} requests sent");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} failed: {failed:?}",
+        failed.len()
+    );
+    stack.stop_cleanly();
 }

@@ -2,8 +2,11 @@
 //! stdout, filtered by the configured level unless `RUST_LOG` says otherwise. Libraries' `log`
 //! records (pingora's) reach `tracing` through the subscriber's log bridge.
 
+use std::io::Write;
+
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::settings::ConfigError;
 
@@ -13,6 +16,9 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `api=debug,tower_http=info`; `RUST_LOG` overrides it.
     pub level: String,
+    /// Text put before every text line (`infra/run` gives each process its name, so that the
+    /// stack's mixed output says who wrote what); empty for none.
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +33,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Text,
             level: "info".into(),
+            prefix: String::new(),
         }
     }
 }
@@ -51,11 +58,55 @@ pub fn init(settings: &LogSettings) {
         .with_target(false)
         .with_ansi(false);
     match settings.format {
+        LogFormat::Text if !settings.prefix.is_empty() => {
+            let prefix: &'static str = Box::leak(settings.prefix.clone().into_boxed_str());
+            builder.with_writer(Prefixed(prefix)).init();
+        }
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .init(),
+    }
+}
+
+/// Stdout, each line behind a fixed prefix.
+struct Prefixed(&'static str);
+
+/// One event's text, written out whole (behind the prefix) when the subscriber is done with it,
+/// so that lines of concurrent events never interleave.
+struct PrefixedLine {
+    prefix: &'static str,
+    line: Vec<u8>,
+}
+
+impl<'a> MakeWriter<'a> for Prefixed {
+    type Writer = PrefixedLine;
+
+    fn make_writer(&'a self) -> PrefixedLine {
+        PrefixedLine {
+            prefix: self.0,
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+impl Write for PrefixedLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for PrefixedLine {
+    fn drop(&mut self) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(self.prefix.as_bytes());
+        let _ = out.write_all(&self.line);
     }
 }

@@ -122,7 +122,12 @@ where
     F: Future<Output = anyhow::Result<()>>,
 {
     run(binary, file, check, |settings| {
-        tokio::runtime::Runtime::new()?.block_on(main(settings))
+        let runtime = tokio::runtime::Runtime::new()?;
+        let outcome = runtime.block_on(main(settings));
+        // Blocking work still running (a resize handed back at shutdown) cannot be cancelled and
+        // has nobody to report to: the process does not wait for it.
+        runtime.shutdown_background();
+        outcome
     })
 }
 

@@ -49,7 +49,10 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(mut command: Command, log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).unwrap();
+        // Appending: a process that opens its own stdout again (supervisord) writes at the end
+        // rather than over what is there.
+        std::fs::write(&log, b"").unwrap();
+        let file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         let child = command
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())

@@ -11,6 +11,7 @@ use crate::{Process, free_port, get_text, root};
 /// `infra/run` on free ports; stopped with SIGTERM (as Ctrl-C would) when dropped.
 pub struct Stack {
     process: Process,
+    data: PathBuf,
     pub log: PathBuf,
     pub lb: u16,
     pub admin: u16,
@@ -47,6 +48,7 @@ impl Stack {
             .envs(env.iter().map(|(k, v)| (k, v)));
         let mut stack = Self {
             process: Process::spawn(command, log.clone()),
+            data: data.to_owned(),
             log,
             lb,
             admin,
@@ -84,6 +86,31 @@ impl Stack {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The pid of the stack's process named `name` (`api-1`, `worker-2`, `lb`), if running: a
+    /// child of the supervisor whose environment names it.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        let supervisor = std::fs::read_to_string(self.data.join("supervisord.pid")).ok()?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", supervisor.trim()))
+                .ok()?;
+        let wanted = format!("APP__LOG__PREFIX={name} | ");
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|entry| entry == wanted.as_bytes())
+                })
+            })
+    }
+
+    /// The supervisor's log so far.
+    pub fn output(&self) -> String {
+        self.process.output()
     }
 
     fn ports(&self) -> [u16; 4] {
