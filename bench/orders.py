@@ -4,11 +4,14 @@
 Measures, with oha on one core and the server pinned to the other:
   - GET /orders/{id}, POST /orders and the first list page on the api (1,000 seeded orders),
   - the same GET against `ceiling` (axum returning a fixed JSON order: no store, no middleware),
-  - the first list page's p50 with 1,000 and with 1,000,000 orders loaded.
+  - the first list page's p50 with 1,000 and with 1,000,000 orders loaded,
+  - POST /orders with the default `store.synchronous = "full"` (every commit fsynced) beside
+    `"normal"` (fsynced at checkpoints): what durability costs.
 Prints requests/s, requests per server CPU-second (from /proc) and the ratios; each figure is
 the median of --repeat runs, with the spread (min-max) beside it.
 
-Usage: bench/orders.py [--seconds 5] [--repeat 3] [--connections 64] [--big 1000000]
+Usage: bench/orders.py [--seconds 5] [--repeat 3] [--connections 64] [--big 1000000] [--writes]
+(--writes: only the two POST cases.)
 Needs oha and taskset: `infra/setup bench` installs them.
 """
 
@@ -27,10 +30,11 @@ ORDER = {"product": "Laptop", "quantity": 1, "customer_name": "John Doe",
          "customer_address": "123 Main St"}
 
 
-def api(db, name):
+def api(db, name, synchronous="full"):
     return Server([str(RELEASE / "api")], env={
         "APP__SERVER__LISTEN": "127.0.0.1:0", "APP__SERVER__INSTANCE": name,
-        "APP__STORE__URI": f"sqlite://{db}", "APP__LOG__LEVEL": "info"})
+        "APP__STORE__URI": f"sqlite://{db}", "APP__LOG__LEVEL": "info",
+        "APP__STORE__SYNCHRONOUS": synchronous})
 
 
 def seed(db, count):
@@ -50,7 +54,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--big", type=int, default=1_000_000, help="orders in the large set")
+    parser.add_argument("--writes", action="store_true", help="only POST, full vs normal sync")
     args = parser.parse_args()
+    if args.writes:
+        return writes(args)
     build("-p", "api", "-p", "seed", "--bins", "--example", "ceiling")
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-orders-"))
@@ -113,6 +120,42 @@ def main():
     print(f"first list page p50, 1 connection: 1k orders {fmt(latency['1k'], 'p50_ms', 3)} ms, "
           f"{big_label} orders {fmt(latency[big_label], 'p50_ms', 3)} ms: "
           f"ratio {big_p50 / small_p50:.2f}x (goal <= 1.2x)")
+
+
+def writes(args):
+    """POST /orders with each `store.synchronous`, on files of their own."""
+    build("-p", "api", "-p", "seed", "--bins")
+    work = Path(tempfile.mkdtemp(prefix="bench-writes-"))
+    post = ["-m", "POST", "-T", "application/json", "-d", json.dumps(ORDER)]
+    rows = {}
+    servers = []
+    try:
+        for synchronous in ("full", "normal"):
+            db = work / f"{synchronous}.db"
+            seed(db, 1000)
+            server = api(db, f"bench-{synchronous}", synchronous)
+            servers.append(server)
+            rows[synchronous] = server
+        results = {}
+        for _ in range(args.repeat):
+            for synchronous, server in rows.items():
+                results.setdefault(synchronous, []).append(run(
+                    server, server.url + "/orders",
+                    ["-z", f"{args.seconds}s", "-c", str(args.connections), *post]))
+    finally:
+        for server in servers:
+            server.stop()
+    print(f"\n## bench/orders --writes: POST /orders, {args.connections} connections, "
+          f"{args.seconds} s per run, median of {args.repeat} (min-max)\n")
+    print("| store.synchronous | requests/s | p50 ms | p99 ms | statuses |")
+    print("| --- | --- | --- | --- | --- |")
+    for synchronous, runs in results.items():
+        codes = sorted({code for r in runs for code in r["codes"]})
+        print(f"| {synchronous} | {fmt(runs, 'rps')} | {fmt(runs, 'p50_ms', 2)} | "
+              f"{fmt(runs, 'p99_ms', 2)} | {','.join(codes)} |")
+    full = summary(results["full"], "rps")[0]
+    normal = summary(results["normal"], "rps")[0]
+    print(f"\nfull / normal: {full / normal:.2f}x the requests/s")
 
 
 if __name__ == "__main__":
