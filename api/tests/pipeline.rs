@@ -521,3 +521,20 @@ async fn a_lost_job_is_queued_again_and_done_with_the_sqlite_queue() {
 async fn a_lost_job_is_queued_again_and_done_with_the_redis_queue() {
     a_lost_job_is_queued_again_and_done(Queue::Redis).await;
 }
+
+/// A picture that takes longer to resize than `worker.job_timeout_ms` fails cleanly, attempt
+/// after attempt, and ends `failed` with the reason, instead of holding a worker.
+#[tokio::test]
+async fn a_job_past_its_time_limit_fails_with_the_reason() {
+    let extra = [("APP__WORKER__JOB_TIMEOUT_MS", "1")];
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &extra) else {
+        return;
+    };
+    let _worker = pipeline.worker("worker-1");
+    let id = pipeline.upload_ok(&pictures::patterned_png(3000)).await;
+    let settled = pipeline.settled(&id, Duration::from_secs(60)).await;
+    assert_eq!(settled["status"], "failed", "{settled}");
+    assert_eq!(settled["attempts"], 3);
+    let reason = settled["error"].as_str().unwrap();
+    assert!(reason.contains("took longer than 1 ms"), "{reason}");
+}

@@ -177,6 +177,11 @@ impl WorkerSettings {
                 "must be at least 1",
             ),
             (
+                self.job_timeout_ms == 0,
+                "worker.job_timeout_ms",
+                "must be at least 1 ms",
+            ),
+            (
                 !size.contains(&thumbnail.width) || !size.contains(&thumbnail.height),
                 "worker.thumbnail.width",
                 "sizes must be 1 to 4096 pixels",

@@ -87,6 +87,9 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// On SIGTERM, how long in-flight jobs may take to finish before they are handed back.
     pub shutdown_timeout_ms: u64,
+    /// How long one attempt at a thumbnail may take; past it the attempt fails (and counts), so
+    /// a picture that takes forever to decode ends `failed` instead of holding a worker.
+    pub job_timeout_ms: u64,
     pub thumbnail: ThumbnailSpec,
 }
 
@@ -186,6 +189,7 @@ impl Default for Settings {
             worker: WorkerSettings {
                 concurrency: 2,
                 shutdown_timeout_ms: 10_000,
+                job_timeout_ms: 60_000,
                 thumbnail: ThumbnailSpec::default(),
             },
             log: LogSettings::default(),

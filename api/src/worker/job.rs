@@ -2,6 +2,7 @@
 //! store it, and record the outcome on the image. The loop around it is in `worker`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -27,6 +28,8 @@ pub(super) struct Thumbnailer {
     pub blobs: Arc<dyn BlobStore>,
     pub spec: ThumbnailSpec,
     pub max_attempts: u32,
+    /// How long one attempt may take.
+    pub timeout: Duration,
 }
 
 impl Thumbnailer {
@@ -89,8 +92,16 @@ impl Thumbnailer {
             .map_err(|e| e.to_string())?
             .ok_or("the original file is missing")?;
         let spec = self.spec;
-        let thumbnail = tokio::task::spawn_blocking(move || render(&original, &spec))
+        let rendering = tokio::task::spawn_blocking(move || render(&original, &spec));
+        // The decoder's thread cannot be stopped: past the limit its result is dropped.
+        let thumbnail = tokio::time::timeout(self.timeout, rendering)
             .await
+            .map_err(|_| {
+                format!(
+                    "making the thumbnail took longer than {} ms",
+                    self.timeout.as_millis()
+                )
+            })?
             .map_err(|_| "the resizer crashed".to_owned())?
             .map_err(|e| e.to_string())?;
         // Same key every time: a job done twice leaves one thumbnail.

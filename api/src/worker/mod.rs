@@ -52,6 +52,7 @@ impl Worker {
                 blobs,
                 spec: settings.worker.thumbnail,
                 max_attempts: settings.queue.max_attempts,
+                timeout: Duration::from_millis(settings.worker.job_timeout_ms),
             },
             queue,
             consumer: format!("{}-{}", settings.server.instance, std::process::id()).into(),
