@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use api::images::{OutputFormat, ThumbnailSpec, render};
+use api::images::{DecodeLimits, OutputFormat, ThumbnailSpec, render};
 
 fn cpu_time() -> Duration {
     let mut now = libc::timespec {
@@ -53,7 +53,8 @@ fn main() {
     let mut last = None;
     for _ in 0..repeat {
         let started = cpu_time();
-        let thumbnail = render(&bytes, &spec).expect("making the thumbnail");
+        let thumbnail =
+            render(&bytes, &spec, DecodeLimits::default()).expect("making the thumbnail");
         let spent = cpu_time() - started;
         println!("{:.3}", spent.as_secs_f64() * 1000.0);
         last = Some(thumbnail);

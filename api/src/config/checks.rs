@@ -182,6 +182,11 @@ impl WorkerSettings {
                 "must be at least 1 ms",
             ),
             (
+                self.decode_max_bytes < 1024 * 1024,
+                "worker.decode_max_bytes",
+                "must be at least 1 MiB",
+            ),
+            (
                 !size.contains(&thumbnail.width) || !size.contains(&thumbnail.height),
                 "worker.thumbnail.width",
                 "sizes must be 1 to 4096 pixels",

@@ -13,7 +13,7 @@ use service::logs::LogSettings;
 
 pub use self::backends::{QueueBackend, StoreBackend};
 use self::backends::{parse_store_uri, redact};
-use crate::images::ThumbnailSpec;
+use crate::images::{DecodeLimits, ThumbnailSpec};
 use crate::sqlite_pool::Synchronous;
 
 mod backends;
@@ -90,6 +90,9 @@ pub struct WorkerSettings {
     /// How long one attempt at a thumbnail may take; past it the attempt fails (and counts), so
     /// a picture that takes forever to decode ends `failed` instead of holding a worker.
     pub job_timeout_ms: u64,
+    /// Memory one decode may take (decoded pixels and whole-image decoder buffers); a picture
+    /// that needs more fails with the reason instead of growing the worker.
+    pub decode_max_bytes: u64,
     pub thumbnail: ThumbnailSpec,
 }
 
@@ -190,6 +193,7 @@ impl Default for Settings {
                 concurrency: 2,
                 shutdown_timeout_ms: 10_000,
                 job_timeout_ms: 60_000,
+                decode_max_bytes: DecodeLimits::default().max_bytes,
                 thumbnail: ThumbnailSpec::default(),
             },
             log: LogSettings::default(),

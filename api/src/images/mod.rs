@@ -9,7 +9,9 @@ mod upload;
 use chrono::{DateTime, Utc};
 
 pub use id::ImageId;
-pub use thumbnail::{Fit, OutputFormat, RenderError, Thumbnail, ThumbnailSpec, render};
+pub use thumbnail::{
+    DecodeLimits, Fit, OutputFormat, RenderError, Thumbnail, ThumbnailSpec, render,
+};
 pub use upload::{UploadError, UploadLimits, inspect};
 
 /// The formats an upload may have, sniffed from its bytes.

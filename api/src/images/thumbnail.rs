@@ -72,6 +72,46 @@ pub enum RenderError {
     Resize(String),
     #[error("the thumbnail cannot be encoded: {0}")]
     Encode(String),
+    #[error(
+        "decoding the image needs {} MiB, more than the limit of {} MiB (worker.decode_max_bytes)",
+        needed.div_ceil(MIB), limit / MIB
+    )]
+    TooMuchMemory { needed: u64, limit: u64 },
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// What one decode may cost, so that a hostile file within the upload limits cannot take a
+/// worker's memory or hold its thread for long.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Bytes the decoded pixels (and the decoder's own whole-image buffers) may take.
+    pub max_bytes: u64,
+}
+
+impl Default for DecodeLimits {
+    /// Every 8-bit picture within the 50 MP upload limit fits (RGBA: 200 MB).
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 * MIB,
+        }
+    }
+}
+
+/// Progressive JPEGs from real encoders have about ten scans; files with thousands of tiny
+/// scans make libjpeg-turbo work for minutes (libjpeg-turbo's own advice: cap them).
+const MAX_JPEG_SCANS: u32 = 100;
+
+impl DecodeLimits {
+    fn check(&self, needed: u64) -> Result<(), RenderError> {
+        if needed > self.max_bytes {
+            return Err(RenderError::TooMuchMemory {
+                needed,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Decoded pixels, 3 (RGB) or 4 (RGBA) bytes each, as stored (before orientation).
@@ -82,7 +122,11 @@ struct Decoded {
     alpha: bool,
 }
 
-pub fn render(bytes: &[u8], spec: &ThumbnailSpec) -> Result<Thumbnail, RenderError> {
+pub fn render(
+    bytes: &[u8],
+    spec: &ThumbnailSpec,
+    limits: DecodeLimits,
+) -> Result<Thumbnail, RenderError> {
     let format = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Jpeg) => ImageFormat::Jpeg,
         Ok(image::ImageFormat::Png) => ImageFormat::Png,
@@ -90,8 +134,8 @@ pub fn render(bytes: &[u8], spec: &ThumbnailSpec) -> Result<Thumbnail, RenderErr
         _ => return Err(RenderError::Decode("not a JPEG, PNG or WebP image".into())),
     };
     let (decoded, orientation) = match format {
-        ImageFormat::Jpeg => decode_jpeg(bytes, spec)?,
-        other => decode_other(bytes, other)?,
+        ImageFormat::Jpeg => decode_jpeg(bytes, spec, limits)?,
+        other => decode_other(bytes, other, limits)?,
     };
     let (width, height) = stored_target(decoded.width, decoded.height, orientation, spec);
     let alpha = decoded.alpha;
@@ -158,34 +202,53 @@ fn jpeg_orientation(bytes: &[u8]) -> Orientation {
         .unwrap_or(Orientation::NoTransforms)
 }
 
-/// The EXIF block of a JPEG (its APP1 segment that starts with `Exif\0\0`), found by walking
-/// the marker segments before the image data: a few hundred bytes read instead of the file.
+/// The EXIF block of a JPEG (its APP1 segment that starts with `Exif\0\0`).
 fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
-    let mut at = 2; // after SOI
-    while at + 4 <= bytes.len() {
-        if bytes[at] != 0xFF {
-            return None;
-        }
-        match bytes[at + 1] {
-            0xFF => at += 1,            // fill byte
-            0xDA | 0xD9 => return None, // start of scan, end of image: no metadata after
-            marker => {
-                let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-                let payload = bytes.get(at + 4..at + 2 + length.max(2))?;
-                if marker == 0xE1 && payload.starts_with(b"Exif\0\0") {
-                    return Some(&payload[6..]);
-                }
-                at += 2 + length.max(2);
-            }
-        }
-    }
-    None
+    jpeg_segments(bytes)
+        .find(|(marker, payload)| *marker == 0xE1 && payload.starts_with(b"Exif\0\0"))
+        .map(|(_, payload)| &payload[6..])
 }
 
-fn decode_jpeg(bytes: &[u8], spec: &ThumbnailSpec) -> Result<(Decoded, Orientation), RenderError> {
+/// Whether the frame header says progressive (SOF2, SOF6, SOF10, SOF14): such a JPEG is
+/// decoded through a buffer of the whole image's coefficients.
+fn jpeg_is_progressive(bytes: &[u8]) -> bool {
+    jpeg_segments(bytes).any(|(marker, _)| matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE))
+}
+
+/// The marker segments before the image data, as (marker, payload): a few hundred bytes read
+/// instead of the file. Stops at the first scan, the end of the image or anything malformed.
+fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut at = 2; // after SOI
+    std::iter::from_fn(move || {
+        loop {
+            if at + 4 > bytes.len() || bytes[at] != 0xFF {
+                return None;
+            }
+            match bytes[at + 1] {
+                0xFF => at += 1,            // fill byte
+                0xDA | 0xD9 => return None, // start of scan, end of image: no metadata after
+                marker => {
+                    let length = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+                    let payload = bytes.get(at + 4..at + 2 + length.max(2))?;
+                    at += 2 + length.max(2);
+                    return Some((marker, payload));
+                }
+            }
+        }
+    })
+}
+
+fn decode_jpeg(
+    bytes: &[u8],
+    spec: &ThumbnailSpec,
+    limits: DecodeLimits,
+) -> Result<(Decoded, Orientation), RenderError> {
     let orientation = jpeg_orientation(bytes);
     let decode_error = |e: turbojpeg::Error| RenderError::Decode(e.to_string());
     let mut decompressor = Decompressor::new().map_err(decode_error)?;
+    decompressor
+        .set_scan_limit(MAX_JPEG_SCANS)
+        .map_err(decode_error)?;
     let header = decompressor.read_header(bytes).map_err(decode_error)?;
     let (target_w, target_h) =
         stored_target(header.width as u32, header.height as u32, orientation, spec);
@@ -205,6 +268,14 @@ fn decode_jpeg(bytes: &[u8], spec: &ThumbnailSpec) -> Result<(Decoded, Orientati
         .set_scaling_factor(factor)
         .map_err(decode_error)?;
     let scaled = header.scaled(factor);
+    let output = 3 * scaled.width as u64 * scaled.height as u64;
+    // At most 2 bytes per coefficient, 3 full-size components (4:4:4, the worst case).
+    let coefficients = if jpeg_is_progressive(bytes) {
+        6 * header.width as u64 * header.height as u64
+    } else {
+        0
+    };
+    limits.check(output + coefficients)?;
     let mut image = turbojpeg::Image {
         pixels: vec![0u8; 3 * scaled.width * scaled.height],
         width: scaled.width,
@@ -227,22 +298,35 @@ fn decode_jpeg(bytes: &[u8], spec: &ThumbnailSpec) -> Result<(Decoded, Orientati
             if header.colorspace == turbojpeg::Colorspace::CMYK
                 || header.colorspace == turbojpeg::Colorspace::YCCK =>
         {
-            let (decoded, _) = decode_other(bytes, ImageFormat::Jpeg)?;
+            let (decoded, _) = decode_other(bytes, ImageFormat::Jpeg, limits)?;
             Ok((decoded, orientation))
         }
         Err(error) => Err(decode_error(error)),
     }
 }
 
-fn decode_other(bytes: &[u8], format: ImageFormat) -> Result<(Decoded, Orientation), RenderError> {
+fn decode_other(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: DecodeLimits,
+) -> Result<(Decoded, Orientation), RenderError> {
     let decode_error = |e: image::ImageError| RenderError::Decode(e.to_string());
-    let mut decoder = image::ImageReader::with_format(Cursor::new(bytes), to_image(format))
-        .into_decoder()
-        .map_err(decode_error)?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), to_image(format));
+    let mut bound = image::Limits::default();
+    bound.max_alloc = Some(limits.max_bytes);
+    reader.limits(bound);
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let alpha = decoder.color_type().has_alpha();
+    let color = decoder.color_type();
+    let alpha = color.has_alpha();
+    // Anything but 8-bit RGB(A) is converted, a second whole-image buffer.
+    let (width, height) = decoder.dimensions();
+    let converted = match color {
+        image::ColorType::Rgb8 | image::ColorType::Rgba8 => 0,
+        _ => u64::from(width) * u64::from(height) * if alpha { 4 } else { 3 },
+    };
+    limits.check(decoder.total_bytes().saturating_add(converted))?;
     let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
-    let (width, height) = (image.width(), image.height());
     let pixels = if alpha {
         image.into_rgba8().into_raw()
     } else {
@@ -356,6 +440,10 @@ fn encode(picture: DynamicImage, spec: &ThumbnailSpec) -> Result<Thumbnail, Rend
 mod tests {
     use super::*;
 
+    const LIMITS: DecodeLimits = DecodeLimits {
+        max_bytes: 256 * MIB,
+    };
+
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
@@ -377,7 +465,7 @@ mod tests {
 
     #[test]
     fn a_large_jpeg_fits_inside_the_box_keeping_its_aspect_ratio() {
-        let thumbnail = render(&jpeg(2000, 1000), &ThumbnailSpec::default()).unwrap();
+        let thumbnail = render(&jpeg(2000, 1000), &ThumbnailSpec::default(), LIMITS).unwrap();
         assert_eq!(size(&thumbnail), (300, 150));
         assert_eq!(thumbnail.picture.format, ImageFormat::Jpeg);
         let decoded = decode(&thumbnail.bytes);
@@ -390,13 +478,13 @@ mod tests {
             fit: Fit::Cover,
             ..ThumbnailSpec::default()
         };
-        let thumbnail = render(&jpeg(1200, 500), &spec).unwrap();
+        let thumbnail = render(&jpeg(1200, 500), &spec, LIMITS).unwrap();
         assert_eq!(size(&thumbnail), (300, 300));
     }
 
     #[test]
     fn a_small_picture_is_not_enlarged() {
-        let thumbnail = render(&jpeg(120, 80), &ThumbnailSpec::default()).unwrap();
+        let thumbnail = render(&jpeg(120, 80), &ThumbnailSpec::default(), LIMITS).unwrap();
         assert_eq!(size(&thumbnail), (120, 80));
     }
 
@@ -415,7 +503,7 @@ mod tests {
         DynamicImage::ImageRgba8(image)
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        let thumbnail = render(&png, &ThumbnailSpec::default()).unwrap();
+        let thumbnail = render(&png, &ThumbnailSpec::default(), LIMITS).unwrap();
         assert_eq!(thumbnail.picture.format, ImageFormat::Png);
         let decoded = decode(&thumbnail.bytes).into_rgba8();
         assert_eq!(decoded.dimensions(), (300, 150));
@@ -443,8 +531,76 @@ mod tests {
         let bytes = jpeg(800, 600);
         let truncated = &bytes[..bytes.len() / 2];
         assert!(matches!(
-            render(truncated, &ThumbnailSpec::default()),
+            render(truncated, &ThumbnailSpec::default(), LIMITS),
             Err(RenderError::Decode(_))
         ));
+    }
+
+    fn progressive_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let image = turbojpeg::Image::mandelbrot(width as usize, height as usize, PixelFormat::RGB);
+        let mut compressor = turbojpeg::Compressor::new().unwrap();
+        compressor.set_progressive(true).unwrap();
+        compressor.compress_to_vec(image.as_deref()).unwrap()
+    }
+
+    #[test]
+    fn a_progressive_jpeg_with_thousands_of_scans_fails_quickly() {
+        // The last scan repeated: each copy is another pass over the whole image.
+        let jpeg = progressive_jpeg(256, 256);
+        let last_scan = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).unwrap();
+        let end = jpeg.len() - 2; // before EOI
+        let mut hostile = jpeg[..end].to_vec();
+        for _ in 0..3000 {
+            hostile.extend_from_slice(&jpeg[last_scan..end]);
+        }
+        hostile.extend_from_slice(&jpeg[end..]);
+        assert!(render(&jpeg, &ThumbnailSpec::default(), LIMITS).is_ok());
+        let started = std::time::Instant::now();
+        let error = render(&hostile, &ThumbnailSpec::default(), LIMITS).err();
+        assert!(
+            matches!(&error, Some(RenderError::Decode(reason)) if reason.contains("scans")),
+            "{error:?}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_picture_that_needs_more_memory_than_the_bound_is_refused_before_decoding() {
+        let tight = DecodeLimits { max_bytes: MIB };
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::new(1000, 1000))
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let error = render(&png, &ThumbnailSpec::default(), tight).err();
+        assert!(
+            matches!(error, Some(RenderError::TooMuchMemory { needed: 3_000_000, limit }) if limit == MIB),
+            "{error:?}"
+        );
+        // 16-bit pixels are converted to 8 bits: both buffers count.
+        let mut deep = Vec::new();
+        DynamicImage::ImageRgb16(image::ImageBuffer::new(400, 400))
+            .write_to(&mut Cursor::new(&mut deep), image::ImageFormat::Png)
+            .unwrap();
+        let error = render(&deep, &ThumbnailSpec::default(), tight).err();
+        assert!(
+            matches!(error, Some(RenderError::TooMuchMemory { needed, .. }) if needed == 400 * 400 * 9),
+            "{error:?}"
+        );
+        assert!(render(&deep, &ThumbnailSpec::default(), LIMITS).is_ok());
+        // A progressive JPEG counts its whole-image coefficient buffer, a baseline one does not.
+        let small = DecodeLimits {
+            max_bytes: 3 * 1000 * 1000,
+        };
+        assert!(render(&jpeg(1000, 1000), &ThumbnailSpec::default(), small).is_ok());
+        let error = render(
+            &progressive_jpeg(1000, 1000),
+            &ThumbnailSpec::default(),
+            small,
+        )
+        .err();
+        assert!(
+            matches!(error, Some(RenderError::TooMuchMemory { .. })),
+            "{error:?}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::blobs::{BlobKey, BlobStore};
-use crate::images::{AttemptEnd, ImageId, ImageStatus, ThumbnailSpec, render};
+use crate::images::{AttemptEnd, DecodeLimits, ImageId, ImageStatus, ThumbnailSpec, render};
 use crate::store::ImageStore;
 
 /// What a job attempt ended with.
@@ -27,6 +27,7 @@ pub(super) struct Thumbnailer {
     pub images: Arc<dyn ImageStore>,
     pub blobs: Arc<dyn BlobStore>,
     pub spec: ThumbnailSpec,
+    pub limits: DecodeLimits,
     pub max_attempts: u32,
     /// How long one attempt may take.
     pub timeout: Duration,
@@ -91,8 +92,8 @@ impl Thumbnailer {
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the original file is missing")?;
-        let spec = self.spec;
-        let rendering = tokio::task::spawn_blocking(move || render(&original, &spec));
+        let (spec, limits) = (self.spec, self.limits);
+        let rendering = tokio::task::spawn_blocking(move || render(&original, &spec, limits));
         // The decoder's thread cannot be stopped: past the limit its result is dropped.
         let thumbnail = tokio::time::timeout(self.timeout, rendering)
             .await

@@ -19,7 +19,7 @@ use self::job::{Outcome, Thumbnailer};
 use self::reconcile::Reconciler;
 use crate::blobs::BlobStore;
 use crate::config::Settings;
-use crate::images::AttemptEnd;
+use crate::images::{AttemptEnd, DecodeLimits};
 use crate::queue::{Delivery, JobQueue, QueueError};
 use crate::store::ImageStore;
 
@@ -51,6 +51,9 @@ impl Worker {
                 images,
                 blobs,
                 spec: settings.worker.thumbnail,
+                limits: DecodeLimits {
+                    max_bytes: settings.worker.decode_max_bytes,
+                },
                 max_attempts: settings.queue.max_attempts,
                 timeout: Duration::from_millis(settings.worker.job_timeout_ms),
             },

@@ -39,6 +39,7 @@ pub const API: &[&str] = &[
     "store.uri",
     "store.write_concern",
     "worker.concurrency",
+    "worker.decode_max_bytes",
     "worker.job_timeout_ms",
     "worker.shutdown_timeout_ms",
     "worker.thumbnail.fit",
