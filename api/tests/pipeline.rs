@@ -192,7 +192,7 @@ async fn thumbnails_are_made_end_to_end_with_the_redis_queue() {
     thumbnails_are_made(Queue::Redis).await;
 }
 
-async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
+async fn a_broken_picture_fails_at_once_with_the_reason(queue: Queue) {
     let Some(pipeline) = Pipeline::start(queue, &[("APP__QUEUE__MAX_ATTEMPTS", "3")]) else {
         return;
     };
@@ -201,8 +201,9 @@ async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
     let id = pipeline.upload_ok(&pictures::truncated_jpeg()).await;
     let good = pipeline.upload_ok(&pictures::jpeg(100, 100)).await;
     let status = pipeline.settled(&id, Duration::from_secs(30)).await;
+    // The same bytes would fail the same way: no second attempt.
     assert_eq!(status["status"], "failed", "{status}");
-    assert_eq!(status["attempts"], 3);
+    assert_eq!(status["attempts"], 1);
     assert!(
         status["error"].as_str().unwrap().contains("decoded"),
         "{status}"
@@ -226,17 +227,22 @@ async fn a_broken_picture_fails_after_the_retry_limit(queue: Queue) {
     // The worker is still working.
     let status = pipeline.settled(&good, Duration::from_secs(30)).await;
     assert_eq!(status["status"], "done");
-    assert!(worker.process.output().contains("will retry"));
+    assert!(
+        worker
+            .process
+            .output()
+            .contains("thumbnail failed for good")
+    );
 }
 
 #[tokio::test]
-async fn a_broken_picture_fails_after_the_retry_limit_with_the_sqlite_queue() {
-    a_broken_picture_fails_after_the_retry_limit(Queue::Sqlite).await;
+async fn a_broken_picture_fails_at_once_with_the_sqlite_queue() {
+    a_broken_picture_fails_at_once_with_the_reason(Queue::Sqlite).await;
 }
 
 #[tokio::test]
-async fn a_broken_picture_fails_after_the_retry_limit_with_the_redis_queue() {
-    a_broken_picture_fails_after_the_retry_limit(Queue::Redis).await;
+async fn a_broken_picture_fails_at_once_with_the_redis_queue() {
+    a_broken_picture_fails_at_once_with_the_reason(Queue::Redis).await;
 }
 
 /// 200 jobs, 3 workers, one SIGKILLed mid-run: every image ends `done` with a thumbnail, and
@@ -537,4 +543,24 @@ async fn a_job_past_its_time_limit_fails_with_the_reason() {
     assert_eq!(settled["attempts"], 3);
     let reason = settled["error"].as_str().unwrap();
     assert!(reason.contains("took longer than 1 ms"), "{reason}");
+}
+
+/// A picture whose decode would take more memory than `worker.decode_max_bytes` fails at its
+/// first attempt with the reason, before any pixel is decoded; the worker goes on.
+#[tokio::test]
+async fn a_picture_past_the_decode_memory_bound_fails_at_once() {
+    let extra = [("APP__WORKER__DECODE_MAX_BYTES", "1048576")];
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &extra) else {
+        return;
+    };
+    let _worker = pipeline.worker("worker-1");
+    let big = pipeline.upload_ok(&pictures::patterned_png(1000)).await;
+    let small = pipeline.upload_ok(&pictures::jpeg(100, 100)).await;
+    let settled = pipeline.settled(&big, Duration::from_secs(30)).await;
+    assert_eq!(settled["status"], "failed", "{settled}");
+    assert_eq!(settled["attempts"], 1);
+    let reason = settled["error"].as_str().unwrap();
+    assert!(reason.contains("worker.decode_max_bytes"), "{reason}");
+    let settled = pipeline.settled(&small, Duration::from_secs(30)).await;
+    assert_eq!(settled["status"], "done", "{settled}");
 }

@@ -67,7 +67,8 @@ impl Thumbnailer {
         let last = attempts >= self.max_attempts;
         let outcome = match self.make_thumbnail(id).await {
             Ok(()) => Outcome::Done,
-            Err(reason) => self.failed(id, reason, last).await,
+            Err(Failure::Retry(reason)) => self.failed(id, reason, last).await,
+            Err(Failure::Final(reason)) => self.failed(id, reason, true).await,
         };
         (attempts, outcome)
     }
@@ -85,31 +86,34 @@ impl Thumbnailer {
         Outcome::Failed { reason, last }
     }
 
-    async fn make_thumbnail(&self, id: ImageId) -> Result<(), String> {
+    async fn make_thumbnail(&self, id: ImageId) -> Result<(), Failure> {
+        let retry = |e: &dyn std::fmt::Display| Failure::Retry(e.to_string());
         let original = self
             .blobs
             .get(BlobKey::Original(id))
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the original file is missing")?;
+            .map_err(|e| retry(&e))?
+            .ok_or_else(|| Failure::Retry("the original file is missing".into()))?;
         let (spec, limits) = (self.spec, self.limits);
         let rendering = tokio::task::spawn_blocking(move || render(&original, &spec, limits));
         // The decoder's thread cannot be stopped: past the limit its result is dropped.
+        // A slow attempt may have met a busy machine: it is tried again. The same bytes
+        // decode the same way every time, so a picture that cannot be made fails at once.
         let thumbnail = tokio::time::timeout(self.timeout, rendering)
             .await
             .map_err(|_| {
-                format!(
+                Failure::Retry(format!(
                     "making the thumbnail took longer than {} ms",
                     self.timeout.as_millis()
-                )
+                ))
             })?
-            .map_err(|_| "the resizer crashed".to_owned())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| Failure::Retry("the resizer crashed".to_owned()))?
+            .map_err(|e| Failure::Final(e.to_string()))?;
         // Same key every time: a job done twice leaves one thumbnail.
         self.blobs
             .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| retry(&e))?;
         let done = AttemptEnd::Done {
             thumbnail: thumbnail.picture,
             at: Utc::now(),
@@ -117,6 +121,14 @@ impl Thumbnailer {
         self.images
             .end_attempt(id, &done)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| retry(&e))
     }
+}
+
+/// Why an attempt did not make the thumbnail.
+enum Failure {
+    /// Worth another attempt (storage, time limit).
+    Retry(String),
+    /// The picture itself: another attempt would fail the same way.
+    Final(String),
 }
