@@ -387,7 +387,8 @@ def scenario_orders(args):
         back = read_back(stack.url, acked)
         extra = duplicates(all_orders(stack.url), {a["key"] for a in acked})
         return {
-            "command": f"python3 bench/faults.py --only orders (-u {args.users}, {args.seconds} s)",
+            "command": "python3 bench/faults.py --only orders",
+            "users": args.users, "seconds": args.seconds,
             "fault": f"one api replica SIGKILLed every 10 s ({killer.kills} kills)",
             "requests": int(total["Request Count"]), "failures": int(total["Failure Count"]),
             "failure_kinds": failures, "acknowledged": len(acked), "read_back": back, **extra,
@@ -424,7 +425,7 @@ def scenario_jobs(args):
         for image in images.values():
             attempts[image["attempts"]] = attempts.get(image["attempts"], 0) + 1
         return {
-            "command": f"python3 bench/faults.py --only jobs ({args.jobs} uploads)",
+            "command": "python3 bench/faults.py --only jobs",
             "fault": f"one worker SIGKILLed every 5 s ({killer.kills} kills)",
             "uploads": len(answers), "accepted": len(ids),
             "upload_statuses": count_values(s for s, _ in answers),
@@ -676,8 +677,8 @@ def report(results, path):
              "`target/faults/results.json`.", ""]
     o = results.get("orders")
     if o:
-        lines += ["## Orders while api replicas die", "",
-                  f"`{o['command']}`: Locust, {o['command'].split('(')[1][:-1]}, the reference "
+        lines += ["### Orders while api replicas die", "",
+                  f"`{o['command']}`: Locust, {o['users']} users for {o['seconds']} s, the reference "
                   "scenario with an Idempotency-Key on every POST, through lb; "
                   f"{o['fault']}.", "",
                   "| requests | failed | acknowledged orders | read back | missing | "
@@ -689,7 +690,7 @@ def report(results, path):
             lines += ["Failures: " + "; ".join(o["failure_kinds"]), ""]
     j = results.get("jobs")
     if j:
-        lines += ["## Image jobs while workers die", "",
+        lines += ["### Image jobs while workers die", "",
                   f"`{j['command']}`: {j['uploads']:,} uploads (8 clients, 20 different 1600x1200 "
                   f"PNGs) through lb; {j['fault']}, until the queue drained or 60 s.", "",
                   "| accepted | done | failed | stuck | attempts per image | seconds |",
@@ -701,7 +702,7 @@ def report(results, path):
             lines += ["Failure reasons: " + "; ".join(j["failed_reasons"]), ""]
     r = results.get("redis")
     if r:
-        lines += ["## Redis stopped, and restarted empty", "",
+        lines += ["### Redis stopped, and restarted empty", "",
                   f"`{r['command']}`: the stack on a Redis queue (redis-server, `appendonly yes`, "
                   "`appendfsync everysec`); 4 clients upload a 640x480 JPEG in a loop. Redis is "
                   "stopped (SIGTERM) for 10 s and started again on the same data.", "",
@@ -717,7 +718,7 @@ def report(results, path):
                   "60 s).", ""]
     m = results.get("mongodb")
     if m:
-        lines += ["## MongoDB stopped", "",
+        lines += ["### MongoDB stopped", "",
                   f"`{m['command']}`: the stack on the MongoDB-compatible test server; 8 clients "
                   "place orders, each with its own Idempotency-Key, retrying a 503 with the same "
                   f"key every 0.5 s for up to 30 s. The server is stopped for {m['outage_s']} s "
@@ -730,7 +731,7 @@ def report(results, path):
                   f"{m['unacknowledged']} created without a 201.", ""]
     c = results.get("corpus")
     if c:
-        lines += ["## Hostile pictures", "",
+        lines += ["### Hostile pictures", "",
                   f"`{c['command']}`: each file uploaded through lb, then followed to its end.", "",
                   "| file | bytes | upload | outcome |", "|---|---|---|---|"]
         for row in c["rows"]:
@@ -738,6 +739,8 @@ def report(results, path):
                 outcome = f"refused: {row['message']}"
             else:
                 outcome = f"{row.get('outcome', 'unfinished')}"
+                if row.get("attempts"):
+                    outcome += f" ({row['attempts']} attempt{'s' if row['attempts'] > 1 else ''})"
                 if row.get("reason"):
                     outcome += f": {row['reason']}"
                 if row.get("served_as"):
