@@ -77,6 +77,7 @@ impl Application {
             metrics: Arc::new(Metrics::new(&settings.server.instance)),
             instance: settings.server.instance.as_str().into(),
             body_limit: settings.server.body_limit,
+            slow_request: Duration::from_millis(settings.log.slow_request_ms),
             linger: Linger {
                 bytes: settings.server.linger_bytes,
                 time: Duration::from_millis(settings.server.linger_ms),

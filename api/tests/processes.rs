@@ -117,14 +117,28 @@ async fn two_replicas_on_one_sqlite_file_see_each_others_writes() {
     assert_eq!(read["order"]["quantity"], 9);
 }
 
+/// The lines of the process's JSON output that belong to request `id`.
+fn request_lines(process: &Api, id: &str) -> Vec<Value> {
+    process
+        .process
+        .output()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
+        .filter(|l| l["span"]["request_id"] == id)
+        .collect()
+}
+
+/// A slow request gets one warning carrying its id, instance, path, status and an integer
+/// duration; the query string stays out.
 #[tokio::test]
-async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
+async fn a_slow_request_is_logged_with_its_id_and_duration() {
     let dir = tempfile::tempdir().unwrap();
     let process = Api::start(
         dir.path(),
         "api-json",
         &[
             ("APP__LOG__FORMAT", "json".into()),
+            ("APP__LOG__SLOW_REQUEST_MS", "0".into()),
             ("APP__STORE__URI", sqlite_uri(dir.path())),
         ],
     );
@@ -134,29 +148,70 @@ async fn json_logs_carry_the_request_id_and_instance_one_line_per_request() {
         .fetch()
         .await;
     assert_eq!(response.status(), 200);
-    let mut request_lines = Vec::new();
-    for _ in 0..100 {
-        let text = process.process.output();
-        request_lines = text
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("every line is JSON"))
-            .filter(|l| l["span"]["request_id"] == "req-42")
-            .collect();
-        if !request_lines.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(request_lines.len(), 1, "{request_lines:?}");
-    let line = &request_lines[0];
-    assert_eq!(line["level"], "INFO");
+    let lines = request_lines(&process, "req-42");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["message"], "slow request");
     assert_eq!(line["status"], 200);
+    assert!(line["duration_us"].is_u64(), "{line}");
     assert_eq!(line["span"]["instance"], "api-json");
     assert_eq!(line["span"]["path"], "/orders");
     assert!(
         !line.to_string().contains("Secret"),
         "query strings stay out of logs"
     );
+}
+
+/// At the default level a quick request, a health check and a readiness probe write nothing
+/// (lb's access log has every request); at debug each gets its line.
+#[tokio::test]
+async fn quick_requests_and_probes_are_logged_only_at_debug() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = Api::start(
+        dir.path(),
+        "api-quiet",
+        &[
+            ("APP__LOG__FORMAT", "json".into()),
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+        ],
+    );
+    let debug = Api::start(
+        dir.path(),
+        "api-debug",
+        &[
+            ("APP__LOG__FORMAT", "json".into()),
+            ("APP__LOG__LEVEL", "debug".into()),
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+        ],
+    );
+    for (process, path) in [(&quiet, "/orders"), (&debug, "/orders")]
+        .into_iter()
+        .chain([
+            (&quiet, "/healthz"),
+            (&quiet, "/readyz"),
+            (&debug, "/readyz"),
+        ])
+    {
+        let response = client()
+            .get(process.url(path))
+            .header("x-request-id", format!("id{}", path.replace('/', "-")))
+            .fetch()
+            .await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    for id in ["id-orders", "id-healthz", "id-readyz"] {
+        assert_eq!(request_lines(&quiet, id), Vec::<Value>::new(), "{id}");
+    }
+    for id in ["id-orders", "id-readyz"] {
+        let lines = request_lines(&debug, id);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["level"] == "DEBUG" && l["message"] == "request"),
+            "{id}: {lines:?}"
+        );
+    }
 }
 
 /// SIGTERM while a request's body is still arriving: the request completes with 201, then the

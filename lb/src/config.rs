@@ -19,7 +19,15 @@ pub struct Settings {
     pub timeouts: TimeoutSettings,
     pub retries: RetrySettings,
     pub limits: LimitSettings,
+    pub access_log: AccessLogSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// One line per request: a file (appended to), `-` for stdout, empty for none.
+    pub path: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +148,7 @@ impl Default for Settings {
                 linger_bytes: 64 * 1024 * 1024,
                 max_header_bytes: 16 * 1024,
             },
+            access_log: AccessLogSettings { path: "-".into() },
             log: LogSettings::default(),
         }
     }
@@ -180,6 +189,9 @@ impl Settings {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return fail("server.instance", "letters, digits, - and _ only");
+        }
+        if let Err(why) = crate::access_log::check(&self.access_log.path) {
+            return fail("access_log.path", &why);
         }
         Ok(())
     }

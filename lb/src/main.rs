@@ -1,6 +1,7 @@
 //! `lb`: the load balancer in front of the api replicas. `main` only wires services into a
 //! pingora `Server`: the proxy, the health check in the background, and the admin endpoint.
 
+mod access_log;
 mod config;
 mod metrics;
 mod proxy;
@@ -19,6 +20,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::access_log::{AccessLog, Destination};
 use crate::config::{Settings, millis};
 use crate::metrics::Metrics;
 use crate::proxy::{Policy, Proxy};
@@ -74,7 +76,10 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     ));
 
     let metrics = Arc::new(Metrics::new(instance));
+    let access_log = AccessLog::open(&Destination::parse(&settings.access_log.path))
+        .map_err(|e| anyhow::anyhow!("opening access_log.path: {e}"))?;
     let proxy = Proxy {
+        access_log,
         upstreams: upstreams.clone(),
         metrics: metrics.clone(),
         policy: Policy {
@@ -89,6 +94,7 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             max_retries: settings.retries.max,
             max_body_bytes: settings.limits.max_body_bytes,
             max_header_bytes: settings.limits.max_header_bytes,
+            slow_request: millis(settings.log.slow_request_ms),
         },
     };
     let app = HeaderDeadline {

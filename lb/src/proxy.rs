@@ -13,6 +13,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use service::request_id::{self, HEADER as REQUEST_ID};
 
+use crate::access_log::{AccessLog, Entry};
 use crate::metrics::Metrics;
 use crate::upstreams::Upstreams;
 
@@ -32,9 +33,12 @@ pub struct Policy {
     pub max_retries: usize,
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
+    /// Requests slower than this also get a warning line (every request is in the access log).
+    pub slow_request: Duration,
 }
 
 pub struct Proxy {
+    pub access_log: Option<AccessLog>,
     pub upstreams: Arc<Upstreams>,
     pub metrics: Arc<Metrics>,
     pub policy: Policy,
@@ -330,21 +334,39 @@ impl ProxyHttp for Proxy {
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Request) {
         self.linger(session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let seconds = ctx.started.elapsed().as_secs_f64();
-        self.metrics.record(ctx.upstream(), status, seconds);
+        let duration = ctx.started.elapsed();
+        self.metrics
+            .record(ctx.upstream(), status, duration.as_secs_f64());
         let request = session.req_header();
-        let upstream = ctx.upstream().map(|a| a.to_string()).unwrap_or_default();
-        match error {
-            Some(error) if error.esource() != &ErrorSource::Downstream => tracing::warn!(
+        if let Some(log) = &self.access_log {
+            log.write(&Entry {
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+                method: request.method.as_str(),
+                path: request.uri.path(),
+                status,
+                upstream: ctx.upstream(),
+                bytes: session.body_bytes_sent(),
+                duration,
+                tries: ctx.tried.len(),
+                request_id: &ctx.id,
+            });
+        }
+        let duration_us = duration.as_micros() as u64;
+        if let Some(error) = error.filter(|e| e.esource() != &ErrorSource::Downstream) {
+            tracing::warn!(
                 request_id = %ctx.id, method = %request.method, path = request.uri.path(),
-                status, upstream, tries = ctx.tried.len(), latency_ms = seconds * 1000.0,
-                error = %error, "request"
-            ),
-            _ => tracing::info!(
+                status, upstream = ?ctx.upstream(), tries = ctx.tried.len(), duration_us,
+                error = %error, "request failed"
+            );
+        } else if duration >= self.policy.slow_request {
+            tracing::warn!(
                 request_id = %ctx.id, method = %request.method, path = request.uri.path(),
-                status, upstream, tries = ctx.tried.len(), latency_ms = seconds * 1000.0,
-                "request"
-            ),
+                status, upstream = ?ctx.upstream(), tries = ctx.tried.len(), duration_us,
+                "slow request"
+            );
         }
     }
 }

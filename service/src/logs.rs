@@ -19,6 +19,9 @@ pub struct LogSettings {
     /// Text put before every text line (`infra/run` gives each process its name, so that the
     /// stack's mixed output says who wrote what); empty for none.
     pub prefix: String,
+    /// A request that takes longer than this is logged at `warn` (with its id, method, path,
+    /// status and duration); quicker ones only at `debug` (the lb's access log has them all).
+    pub slow_request_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +37,7 @@ impl Default for LogSettings {
             format: LogFormat::Text,
             level: "info".into(),
             prefix: String::new(),
+            slow_request_ms: 1000,
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub instance: Arc<str>,
     pub body_limit: usize,
+    /// Requests slower than this are logged at `warn`; the others only at `debug`.
+    pub slow_request: Duration,
     /// How much of a body left unread is still read before closing (see `linger`).
     pub linger: linger::Linger,
 }
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     let instance = state.instance.clone();
     let body_limit = state.body_limit;
     let lingering = state.linger;
+    let slow = state.slow_request;
     Router::new()
         .merge(orders::router())
         .merge(images::router(state.uploads.max_upload_bytes))
@@ -97,7 +100,9 @@ pub fn router(state: AppState) -> Router {
                                 .get(REQUEST_ID)
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or_default();
-                            tracing::info_span!(
+                            // At warn, so that a slow request's or a failure's line carries
+                            // the request's id whenever warnings are logged at all.
+                            tracing::warn_span!(
                                 "request",
                                 instance = %instance,
                                 request_id = %id,
@@ -106,12 +111,16 @@ pub fn router(state: AppState) -> Router {
                             )
                         })
                         .on_request(())
-                        .on_response(|response: &Response<_>, latency: Duration, _: &Span| {
-                            tracing::info!(
-                                status = response.status().as_u16(),
-                                latency_ms = latency.as_secs_f64() * 1000.0,
-                                "request"
-                            );
+                        // Every request is in lb's access log: a replica writes a line only
+                        // for a slow one, or at debug.
+                        .on_response(move |response: &Response<_>, latency: Duration, _: &Span| {
+                            let status = response.status().as_u16();
+                            let duration_us = latency.as_micros() as u64;
+                            if latency >= slow {
+                                tracing::warn!(status, duration_us, "slow request");
+                            } else {
+                                tracing::debug!(status, duration_us, "request");
+                            }
                         })
                         .on_failure(()),
                 )

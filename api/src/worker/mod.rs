@@ -145,7 +145,7 @@ impl Worker {
             () = renewals => unreachable!("renewing never ends"),
         };
         let image = delivery.image;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let duration_us = started.elapsed().as_micros() as u64;
         let settled = match outcome {
             None => {
                 tracing::info!(%image, "handing the job back");
@@ -156,7 +156,7 @@ impl Worker {
                 self.queue.retry_after(&delivery, Duration::ZERO).await
             }
             Some((attempts, Outcome::Done)) => {
-                tracing::info!(%image, attempts, elapsed_ms, "thumbnail done");
+                tracing::info!(%image, attempts, duration_us, "thumbnail done");
                 self.queue.ack(&delivery).await
             }
             Some((_, Outcome::Skipped(why))) => {

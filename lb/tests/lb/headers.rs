@@ -39,10 +39,13 @@ async fn the_request_id_round_trips_and_is_created_when_missing() {
         .unwrap()
         .to_owned();
     assert_eq!(created.len(), 36, "a UUID: {created}");
-    let log = std::fs::read_to_string(dir.path().join("api-1.log")).unwrap();
+    let (echo, lb) = echoed(dir.path(), &[]);
+    let response = client.get(lb.url("/orders")).fetch().await;
+    let created = response.headers()["x-request-id"].to_str().unwrap();
+    let heads = echo.heads.lock().unwrap();
     assert!(
-        log.contains(&created),
-        "the api saw the id the balancer created"
+        heads.last().unwrap().contains(created),
+        "the upstream saw the id the balancer created: {heads:?}"
     );
 }
 

@@ -13,6 +13,7 @@ pub const API: &[&str] = &[
     "log.format",
     "log.level",
     "log.prefix",
+    "log.slow_request_ms",
     "queue.lease_ms",
     "queue.max_attempts",
     "queue.name",
@@ -51,6 +52,7 @@ pub const API: &[&str] = &[
 
 /// `lb` (`lb/src/config.rs`).
 pub const LB: &[&str] = &[
+    "access_log.path",
     "health.failure_cooldown_ms",
     "health.interval_ms",
     "health.path",
@@ -61,6 +63,7 @@ pub const LB: &[&str] = &[
     "log.format",
     "log.level",
     "log.prefix",
+    "log.slow_request_ms",
     "retries.max",
     "server.admin_listen",
     "server.graceful_shutdown_timeout_seconds",
