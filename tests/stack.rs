@@ -92,6 +92,11 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
             && l.contains("APP__STORE__URI")),
         "lb names the api setting it skips:\n{log}"
     );
+    // Requests are in the access log file, not in the output supervisord forwards.
+    let access = std::fs::read_to_string(data.path().join("access.log")).unwrap();
+    let reads = format!(" GET /orders/{id} 200 ");
+    assert_eq!(access.matches(&reads).count(), 10, "{access}");
+    assert!(!log.contains(&format!("/orders/{id}")), "{log}");
     if let Store::Mongo { uri, database } = &store {
         mongo::drop_database(uri, database).await;
     }
