@@ -2,20 +2,29 @@
 """Benchmark: our pingora `lb` beside nginx, configured alike, in the same run.
 
 Both balance round-robin over the same three upstreams with an upstream keepalive pool of the
-same size and 2 workers, each logging one line per request to a file. wrk runs on CPU 0; the
+same size and 2 workers, and do the same work per request: keep or make an X-Request-Id, send it
+upstream and echo it, set X-Forwarded-For and X-Forwarded-Proto, and write the same access-log
+line to a file through a 64 KiB buffer. wrk runs on CPU 0; the
 proxy and its upstreams share CPU 1. Two upstream sets: three trivial axum processes
 (`api/examples/ceiling.rs`) and three real api replicas (GET /orders/{id} on one SQLite file).
 Per proxy and concurrency: requests/s, p50/p99, the proxy's CPU microseconds per request (from
 /proc, all its processes) and its peak RSS, medians of --repeat runs (min-max), and the ratios
 to nginx. Last, the kill test: one upstream is killed during a wrk run; failed requests counted.
 
-Usage: bench/lb.py [--seconds 5] [--repeat 3] [--connections 64,256]
-Needs `infra/setup bench` (nginx, wrk, taskset).
+Then, per proxy, system calls (strace -c) and allocations (perf uprobes on glibc malloc and realloc)
+per request, each from a short run of its own.
+
+Usage: bench/lb.py [--seconds 5] [--repeat 3] [--connections 64,256] [--upstreams trivial,api]
+                   [--no-kill]
+Needs `infra/setup bench` (nginx, wrk, taskset; strace and perf for the per-request counts,
+skipped where missing; uprobes need root).
 """
 
 import argparse
 import os
 import re
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -59,9 +68,10 @@ def our_lb(upstreams, folder):
     addresses = ",".join(u.url.removeprefix("http://") for u in upstreams)
     server = Server([str(RELEASE / "lb")], env={
         "APP__SERVER__LISTEN": f"127.0.0.1:{port}", "APP__SERVER__ADMIN_LISTEN": f"127.0.0.1:{admin}",
-        "APP__SERVER__RUN_DIR": folder, "APP__SERVER__THREADS": "2",
+        "APP__SERVER__RUN_DIR": folder, "APP__SERVER__THREADS": os.environ.get("LB_THREADS", "2"),
         "APP__UPSTREAMS__ADDRESSES": addresses,
-        "APP__UPSTREAMS__KEEPALIVE_POOL_SIZE": str(KEEPALIVE)}, port=port)
+        "APP__UPSTREAMS__KEEPALIVE_POOL_SIZE": str(KEEPALIVE),
+        "APP__ACCESS_LOG__PATH": f"{folder}/lb-access.log"}, port=port)
     server.url = f"http://127.0.0.1:{port}"
     return server
 
@@ -76,7 +86,16 @@ pid {folder}/nginx.pid;
 error_log {folder}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {folder}/nginx-access.log;
+    # The same line lb writes (time, client, method, path, status, upstream, bytes, duration,
+    # tries, request id), buffered as production nginx configurations do.
+    log_format lb '$time_iso8601 $remote_addr $request_method $uri $status $upstream_addr '
+                  '$body_bytes_sent $request_time 1 $req_id';
+    access_log {folder}/nginx-access.log lb buffer=64k flush=1s;
+    # Keep the client's X-Request-Id or make one; send it upstream and echo it back.
+    map $http_x_request_id $req_id {{
+        default $http_x_request_id;
+        "" $request_id;
+    }}
     upstream api {{
 {servers}
         keepalive {KEEPALIVE // 2};
@@ -88,6 +107,10 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Request-Id $req_id;
+            proxy_hide_header X-Request-Id;
+            add_header X-Request-Id $req_id always;
             proxy_next_upstream error timeout http_502;
             proxy_connect_timeout 500ms;
         }}
@@ -127,6 +150,45 @@ def measure(proxy, path, connections, seconds):
     return result
 
 
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
+
+
+def with_wrk(url, tool, seconds=3):
+    """Runs `tool` (a command list that attaches to the proxy and stops on SIGINT) during a wrk
+    run; returns its stderr and the requests wrk made."""
+    attached = subprocess.Popen(tool, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    time.sleep(0.5)
+    out = wrk(url, 64, seconds)
+    attached.send_signal(signal.SIGINT)
+    return attached.communicate(timeout=30)[1], out["requests"]
+
+
+def costs(proxy, url):
+    """System calls (strace -c) and allocations (uprobes on glibc's malloc and realloc, which
+    both proxies use) per request, each from its own short run at 64 connections."""
+    pids = [str(pid) for pid in descendants(proxy.proc.pid)]
+    result = {}
+    if shutil.which("strace"):
+        text, requests = with_wrk(url, ["strace", "-c", "-f", *sum((["-p", p] for p in pids), [])])
+        total = re.search(r"^\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$", text, re.M)
+        if total:
+            result["syscalls"] = int(total.group(1)) / max(requests, 1)
+    probes = ["probe_libc:malloc", "probe_libc:realloc"]
+    if shutil.which("perf") and all(
+            subprocess.run(["perf", "probe", "-x", LIBC, "--add", name.split(":")[1]],
+                           capture_output=True).returncode in (0, 254)
+            or name in subprocess.run(["perf", "probe", "-l"], capture_output=True,
+                                      text=True).stdout
+            for name in probes):
+        text, requests = with_wrk(url, ["perf", "stat", "-x,", "-e", ",".join(probes),
+                                        "-p", ",".join(pids)])
+        counts = [int(line.split(",")[0]) for line in text.splitlines()
+                  if line.split(",")[0].isdigit()]
+        if counts:
+            result["allocations"] = sum(counts) / max(requests, 1)
+    return result
+
+
 def kill_test(start_proxy, path, folder, seconds):
     """wrk through the proxy while one of three api replicas is killed: failed requests."""
     upstreams = api_upstreams(folder)
@@ -158,15 +220,21 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=lambda s: [int(c) for c in s.split(",")],
                         default=[64, 256])
+    parser.add_argument("--upstreams", default="trivial,api",
+                        help="upstream sets to measure: trivial, api or both")
+    parser.add_argument("--no-kill", action="store_true", help="skip the kill test")
     args = parser.parse_args()
+    sets = args.upstreams.split(",")
     build("-p", "lb", "-p", "api", "-p", "seed", "--bins", "--example", "ceiling")
     folder = tempfile.mkdtemp(prefix="bench-lb-")
     subprocess.run([str(RELEASE / "seed"), "reset", "--count", "1000", "--quiet"], check=True,
                    env={**os.environ, "APP__STORE__URI": f"sqlite://{folder}/orders.db"},
                    stdout=subprocess.DEVNULL)
-    results = {}
+    results, per_request = {}, {}
     for target, start_upstreams in (("trivial", trivial_upstreams),
                                     ("api", lambda: api_upstreams(folder))):
+        if target not in sets:
+            continue
         upstreams = start_upstreams()
         path = "/orders/677485805345454400000000"
         try:
@@ -178,13 +246,16 @@ def main():
                         for _ in range(args.repeat):
                             results.setdefault((target, connections, name), []).append(
                                 measure(proxy, path, connections, args.seconds))
+                    if target == "trivial":
+                        per_request[name] = costs(proxy, proxy.url + path)
                 finally:
                     proxy.stop()
         finally:
             for upstream in upstreams:
                 upstream.stop()
-    kills = {name: kill_test(start, "/orders/677485805345454400000000", folder, 6)
-             for name, start in (("lb", our_lb), ("nginx", nginx))}
+    kills = {} if args.no_kill else {
+        name: kill_test(start, "/orders/677485805345454400000000", folder, 6)
+        for name, start in (("lb", our_lb), ("nginx", nginx))}
 
     print(f"\n## bench/lb: wrk on CPU {GENERATOR_CPU}, proxy and 3 upstreams on the other CPU, "
           f"{args.seconds} s per run, median of {args.repeat} (min-max)\n")
@@ -196,13 +267,18 @@ def main():
               f"{fmt(runs, 'p99_ms', 2)} | {fmt(runs, 'cpu_us', 1)} | {fmt(runs, 'rss_mib', 1)} | "
               f"{sum(r['failed'] for r in runs)} |")
     print("\nratios lb / nginx (CPU per request, p99; lower is better):")
-    for target in ("trivial", "api"):
+    for target in sets:
         for connections in args.connections:
             ours, theirs = results[(target, connections, "lb")], results[(target, connections, "nginx")]
             print(f"  {target}, {connections} connections: CPU {summary(ours, 'cpu_us')[0] / summary(theirs, 'cpu_us')[0]:.2f}x, "
                   f"p99 {summary(ours, 'p99_ms')[0] / summary(theirs, 'p99_ms')[0]:.2f}x, "
                   f"requests/s {summary(ours, 'rps')[0] / summary(theirs, 'rps')[0]:.2f}x")
-    print("\nkill test (64 connections, 6 s, one of three api replicas killed after 2 s):")
+    print("\nper request, trivial upstreams, 64 connections (separate runs under strace / perf "
+          "uprobes on glibc malloc+realloc):")
+    for name, found in per_request.items():
+        print(f"  {name}: " + ", ".join(f"{v:.1f} {k}" for k, v in found.items()))
+    if kills:
+        print("\nkill test (64 connections, 6 s, one of three api replicas killed after 2 s):")
     for name, (requests, failed) in kills.items():
         print(f"  {name}: {failed} failed of {requests:,} requests")
 

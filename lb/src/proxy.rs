@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -83,7 +84,8 @@ fn header_bytes(request: &RequestHeader) -> usize {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
-        + request.uri.to_string().len()
+        + request.uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + request.uri.authority().map_or(0, |a| a.as_str().len())
 }
 
 async fn respond_json(session: &mut Session, status: u16, message: &str) -> Result<()> {
@@ -118,6 +120,10 @@ impl Proxy {
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = Request;
+
+    /// None: pingora adds a response-compression module (level 0, off) by default, which still
+    /// runs on every response; the api's answers pass through as they are.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     fn new_ctx(&self) -> Request {
         Request {

@@ -76,3 +76,30 @@ async fn every_request_gets_one_line_in_the_access_log_file() {
     // Requests are in the file, not in the process's own output.
     assert!(!lb.process.output().contains("acc-1"));
 }
+
+/// Lines still in the buffer when lb is told to stop are written before it exits.
+#[tokio::test]
+async fn buffered_lines_are_written_when_lb_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let (_echo, mut lb) = echoed(
+        dir.path(),
+        &[("APP__ACCESS_LOG__PATH", path.to_str().unwrap())],
+    );
+    // Health checks are not requests through the proxy: the file holds only these.
+    let client = reqwest::Client::new();
+    for i in 0..20 {
+        let response = client
+            .get(lb.url("/orders"))
+            .header("x-request-id", format!("stop-{i}"))
+            .fetch()
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    lb.process.signal("TERM");
+    assert!(lb.process.wait_for_exit(Duration::from_secs(15)).success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    for i in 0..20 {
+        assert!(text.contains(&format!(" stop-{i}\n")), "stop-{i}: {text}");
+    }
+}
