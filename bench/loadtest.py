@@ -261,9 +261,9 @@ def report(args, runs, stack_max, ceiling_max, path):
             f"{r['generator_cpu']:.0%} | {fmt_shares(r['service_cpu'])} | {valid} |")
     lines += ["", "![users, RPS and p95 over time](load-test.png)", "",
               "CPU is the share of one core over the run (Locust: its process; stack: all its "
-              "processes, then lb / api replicas / workers / supervisord, which forwards every log "
-              "line). \"At full load\" RPS leaves out the first 10 s at full load (Locust's "
-              "moving window). Locust's CSV and HTML reports are in `target/loadtest/`.", ""]
+              "processes, then lb / api replicas / workers / supervisord, which forwards the "
+              "processes' own log lines; requests go to lb's access log file). \"At full load\" "
+              "RPS leaves out the first 10 s at full load (Locust's moving window). Locust's CSV and HTML reports are in `target/loadtest/`.", ""]
     if stack_max is not None:
         best, steps = stack_max
         cbest, csteps = ceiling_max
@@ -287,8 +287,8 @@ def report(args, runs, stack_max, ceiling_max, path):
             "",
             "The stack's CPU at each step, share of one core, all (lb / api replicas / workers / "
             "supervisord): " + "; ".join(f"{s['rate']}: {fmt_shares(s['cpu'])}" for s in steps
-                                     if "cpu" in s) + ". The trivial upstreams' lb logs to "
-            "/dev/null rather than through supervisord; oha runs on the same two cores.",
+                                     if "cpu" in s) + ". The trivial upstreams' lb writes its "
+            "access log to /dev/null; oha runs on the same two cores.",
             "",
         ]
     path.write_text("\n".join(lines))
