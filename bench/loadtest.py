@@ -263,7 +263,8 @@ def report(args, runs, stack_max, ceiling_max, path):
               "CPU is the share of one core over the run (Locust: its process; stack: all its "
               "processes, then lb / api replicas / workers / supervisord, which forwards the "
               "processes' own log lines; requests go to lb's access log file). \"At full load\" "
-              "RPS leaves out the first 10 s at full load (Locust's moving window). Locust's CSV and HTML reports are in `target/loadtest/`.", ""]
+              "RPS leaves out the first 10 s at full load (Locust's moving window). Locust's "
+              "CSV and HTML reports are in `target/loadtest/`.", ""]
     if stack_max is not None:
         best, steps = stack_max
         cbest, csteps = ceiling_max
