@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -241,9 +242,7 @@ def all_orders(url):
 
 
 def duplicates(names, keys):
-    counts = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
+    counts = Counter(names)
     return {"duplicates": sum(c - 1 for c in counts.values() if c > 1),
             "unacknowledged": sum(1 for name in counts if name not in keys)}
 
@@ -280,10 +279,7 @@ def wait_terminal(url, ids, seconds):
 
 
 def statuses(images):
-    counts = {}
-    for image in images.values():
-        counts[image["status"]] = counts.get(image["status"], 0) + 1
-    return counts
+    return Counter(image["status"] for image in images.values())
 
 
 # ---------------------------------------------------------------- pictures
@@ -421,9 +417,7 @@ def scenario_jobs(args):
         killer.stop()
         images.update(wait_terminal(stack.url, ids, 240))
         counts = statuses(images)
-        attempts = {}
-        for image in images.values():
-            attempts[image["attempts"]] = attempts.get(image["attempts"], 0) + 1
+        attempts = count_values(image["attempts"] for image in images.values())
         return {
             "command": "python3 bench/faults.py --only jobs",
             "fault": f"one worker SIGKILLed every 5 s ({killer.kills} kills)",
@@ -432,7 +426,7 @@ def scenario_jobs(args):
             "done": counts.get("done", 0), "failed": counts.get("failed", 0),
             "stuck": len(ids) - counts.get("done", 0) - counts.get("failed", 0),
             "failed_reasons": sorted({i["error"] for i in images.values() if i["error"]}),
-            "attempts": dict(sorted(attempts.items())),
+            "attempts": attempts,
             "seconds": round(time.time() - started), "upload_seconds": round(uploaded),
         }
     finally:
@@ -440,10 +434,7 @@ def scenario_jobs(args):
 
 
 def count_values(values):
-    counts = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(values).items()))
 
 
 def phased_load(url, phases, send, threads=4):

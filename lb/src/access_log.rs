@@ -13,7 +13,6 @@ use std::cell::Cell;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -229,7 +228,7 @@ fn escape_into(line: &mut Vec<u8>, bytes: &[u8]) {
 pub fn check(path: &str) -> Result<(), String> {
     if let Destination::File(file) = Destination::parse(path) {
         let folder = file.parent().filter(|p| !p.as_os_str().is_empty());
-        if folder.is_some_and(|folder| !Path::new(folder).is_dir()) {
+        if folder.is_some_and(|folder| !folder.is_dir()) {
             return Err("its folder does not exist".into());
         }
     }

@@ -360,18 +360,18 @@ impl ProxyHttp for Proxy {
                 request_id: &ctx.id,
             });
         }
-        let duration_us = duration.as_micros() as u64;
-        if let Some(error) = error.filter(|e| e.esource() != &ErrorSource::Downstream) {
-            tracing::warn!(
-                request_id = %ctx.id, method = %request.method, path = request.uri.path(),
-                status, upstream = ?ctx.upstream(), tries = ctx.tried.len(), duration_us,
-                error = %error, "request failed"
-            );
-        } else if duration >= self.policy.slow_request {
-            tracing::warn!(
-                request_id = %ctx.id, method = %request.method, path = request.uri.path(),
-                status, upstream = ?ctx.upstream(), tries = ctx.tried.len(), duration_us,
+        let failed = error.filter(|e| e.esource() != &ErrorSource::Downstream);
+        if failed.is_some() || duration >= self.policy.slow_request {
+            let what = if failed.is_some() {
+                "request failed"
+            } else {
                 "slow request"
+            };
+            tracing::warn!(
+                request_id = %ctx.id, method = %request.method, path = request.uri.path(),
+                status, upstream = ?ctx.upstream(), tries = ctx.tried.len(),
+                duration_us = duration.as_micros() as u64,
+                error = failed.map(tracing::field::display), "{what}"
             );
         }
     }
