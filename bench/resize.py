@@ -187,7 +187,7 @@ def load_section(args, work):
     port = free_port()
     env = dict(os.environ, APP__SERVER__LISTEN=f"127.0.0.1:{port}",
                APP__STORE__URI=f"sqlite://{data / 'orders.db'}",
-               APP__IMAGES__BLOB_DIR=str(data / "blobs"), APP__LOG__LEVEL="warn",
+               APP__IMAGES__BLOB_URL=str(data / "blobs"), APP__LOG__LEVEL="warn",
                APP__WORKER__CONCURRENCY="1")
     api = Server([str(RELEASE / "api")], env=env, cwd=data, url=f"http://127.0.0.1:{port}/readyz")
     # The worker shares the api's core (a small droplet has few) at the lowest priority, as

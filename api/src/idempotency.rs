@@ -54,6 +54,14 @@ impl Fingerprint {
         Self(hex::encode(digest.finalize()))
     }
 
+    /// The digest of one part fed in pieces: its bytes, then its length.
+    pub fn streaming() -> FingerprintStream {
+        FingerprintStream {
+            digest: Sha256::new(),
+            len: 0,
+        }
+    }
+
     /// As stored.
     pub fn from_stored(text: String) -> Self {
         Self(text)
@@ -61,6 +69,24 @@ impl Fingerprint {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A fingerprint being computed piece by piece (an upload as it streams in).
+pub struct FingerprintStream {
+    digest: Sha256,
+    len: u64,
+}
+
+impl FingerprintStream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.digest.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    pub fn finish(mut self) -> Fingerprint {
+        self.digest.update(self.len.to_be_bytes());
+        Fingerprint(hex::encode(self.digest.finalize()))
     }
 }
 

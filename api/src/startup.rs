@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::blobs::{BlobStore, DirBlobStore};
+use crate::blobs::BlobStore;
 use crate::config::Settings;
 use crate::http::linger::Linger;
 use crate::http::serve::{self, ConnectionLimits};
@@ -18,11 +18,11 @@ use crate::queue::{self, JobQueue};
 use crate::store::{self, KeyStore, Stores};
 
 /// What the api and the worker both open: the store, the job queue (if one is configured) and
-/// the blob folder.
+/// the blob store.
 pub struct Backends {
     pub stores: Stores,
     pub queue: Option<Arc<dyn JobQueue>>,
-    pub blobs: Arc<dyn BlobStore>,
+    pub blobs: Arc<BlobStore>,
 }
 
 impl Backends {
@@ -38,7 +38,11 @@ impl Backends {
             ),
             None => None,
         };
-        let blobs = Arc::new(DirBlobStore::open(&settings.images.blob_dir)?);
+        let blobs = Arc::new(
+            BlobStore::open(&settings.images)
+                .await
+                .context("opening the blob store (images.blob_url)")?,
+        );
         Ok(Self {
             stores,
             queue,

@@ -31,7 +31,7 @@ fn the_upload_page_uploads_follows_the_job_and_shows_the_thumbnail() {
             format!("sqlite://{}", dir.path().join("orders.db").display()),
         ),
         (
-            "APP__IMAGES__BLOB_DIR",
+            "APP__IMAGES__BLOB_URL",
             dir.path().join("blobs").display().to_string(),
         ),
     ];

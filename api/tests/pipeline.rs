@@ -11,6 +11,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use harness::pictures::{self, decode, form};
+use harness::s3::S3Bucket;
 use harness::{Api, Fetch, RedisServer, Worker};
 
 use crate::common::{client, error_body};
@@ -35,7 +36,7 @@ impl Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let mut env: Vec<(&'static str, String)> = vec![
             (
-                "APP__IMAGES__BLOB_DIR",
+                "APP__IMAGES__BLOB_URL",
                 dir.path().join("blobs").display().to_string(),
             ),
             ("APP__QUEUE__LEASE_MS", "1500".into()),
@@ -128,10 +129,29 @@ impl Pipeline {
     }
 }
 
+/// Settings that put the files in a fresh prefix of the S3 test server's bucket, or `None`
+/// (skip) without one.
+fn s3_blobs() -> Option<Vec<(&'static str, String)>> {
+    let bucket = S3Bucket::from_env()?;
+    Some(vec![
+        ("APP__IMAGES__BLOB_URL", bucket.unique_url()),
+        ("APP__IMAGES__BLOB_ACCESS_KEY_ID", bucket.key_id),
+        ("APP__IMAGES__BLOB_SECRET_ACCESS_KEY", bucket.secret),
+    ])
+}
+
+fn borrowed<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 async fn thumbnails_are_made(queue: Queue) {
     let Some(pipeline) = Pipeline::start(queue, &[]) else {
         return;
     };
+    thumbnails_are_made_by(&pipeline).await;
+}
+
+async fn thumbnails_are_made_by(pipeline: &Pipeline) {
     let _worker = pipeline.worker("worker-1");
     let photo = pipeline.upload_ok(&pictures::jpeg(1600, 1200)).await;
     let logo = pipeline.upload_ok(&pictures::png_with_alpha(800)).await;
@@ -190,6 +210,148 @@ async fn thumbnails_are_made_end_to_end_with_the_sqlite_queue() {
 #[tokio::test]
 async fn thumbnails_are_made_end_to_end_with_the_redis_queue() {
     thumbnails_are_made(Queue::Redis).await;
+}
+
+/// As on several machines: the files in an S3 bucket (Garage), the jobs in Redis. The
+/// originals are read back whole through the api, as stored.
+#[tokio::test]
+async fn thumbnails_are_made_end_to_end_with_the_files_on_s3() {
+    let Some(s3) = s3_blobs() else {
+        return;
+    };
+    let Some(pipeline) = Pipeline::start(Queue::Redis, &borrowed(&s3)) else {
+        return;
+    };
+    thumbnails_are_made_by(&pipeline).await;
+    let _worker = pipeline.worker("worker-2");
+    // Larger than one multipart part: streamed to the bucket in parts, and back.
+    let big = pictures::noise_png(1600);
+    assert!(big.len() > 6 * 1024 * 1024, "{} bytes", big.len());
+    let id = pipeline.upload_ok(&big).await;
+    let response = pipeline
+        .http
+        .get(pipeline.api.url(&format!("/images/{id}/original")))
+        .fetch()
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.bytes().await.unwrap() == big,
+        "the original differs"
+    );
+    let status = pipeline.settled(&id, Duration::from_secs(60)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    assert_eq!(status["original"]["bytes"], big.len());
+}
+
+/// The worker cannot reach the bucket: its attempts are not counted and the job waits; a worker
+/// that can reach it makes the thumbnail. Nothing is failed, nothing lost.
+#[tokio::test]
+async fn a_bucket_the_worker_cannot_reach_delays_jobs_and_loses_none() {
+    let Some(s3) = s3_blobs() else {
+        return;
+    };
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &borrowed(&s3)) else {
+        return;
+    };
+    let id = pipeline.upload_ok(&pictures::jpeg(640, 480)).await;
+    let mut cut_off = pipeline.env.clone();
+    cut_off.push((
+        "APP__IMAGES__BLOB_URL",
+        format!(
+            "s3://nowhere?endpoint=http://127.0.0.1:{}&region=garage",
+            harness::free_port()
+        ),
+    ));
+    cut_off.push(("APP__IMAGES__BLOB_TIMEOUT_MS", "300".into()));
+    let mut stranded = Worker::start(pipeline.dir.path(), "worker-cut-off", &cut_off);
+    stranded
+        .process
+        .wait_for(|log| (log.matches("not counted as an attempt").count() >= 3).then_some(()));
+    let status = pipeline.status(&id).await;
+    assert_ne!(status["status"], "failed", "{status}");
+    stranded.process.signal("TERM");
+    stranded.process.wait_for_exit(Duration::from_secs(15));
+    let _worker = pipeline.worker("worker-1");
+    let status = pipeline.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    assert_eq!(status["attempts"], 1, "{status}");
+}
+
+/// The api's bucket is unreachable: an upload is answered 503 JSON within the time limit, and
+/// orders are served meanwhile.
+#[tokio::test]
+async fn an_unreachable_bucket_is_503_for_uploads_within_its_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob_url = format!(
+        "s3://shop?endpoint=http://127.0.0.1:{}&region=garage",
+        harness::free_port()
+    );
+    let env = [
+        (
+            "APP__STORE__URI",
+            format!("sqlite://{}", dir.path().join("orders.db").display()),
+        ),
+        ("APP__IMAGES__BLOB_URL", blob_url),
+        ("APP__IMAGES__BLOB_TIMEOUT_MS", "1000".into()),
+        ("AWS_ACCESS_KEY_ID", "GK0123456789abcdef01234567".into()),
+        ("AWS_SECRET_ACCESS_KEY", "f".repeat(64)),
+    ];
+    let api = Api::start(dir.path(), "api-1", &env);
+    let http = client();
+    let started = Instant::now();
+    let response = http
+        .post(api.url("/images"))
+        .multipart(form(&pictures::jpeg(64, 48), "a.jpg"))
+        .fetch()
+        .await;
+    let waited = started.elapsed();
+    let body = error_body(response, 503).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("file storage is unavailable"),
+        "{body}"
+    );
+    assert!(waited < Duration::from_secs(8), "answered after {waited:?}");
+    let orders = http.get(api.url("/orders")).fetch().await;
+    assert_eq!(orders.status(), 200);
+}
+
+/// A secret the bucket refuses stops the api at start with the setting to fix; the secret
+/// itself is not in what it prints.
+#[test]
+fn refused_bucket_credentials_stop_the_api_naming_the_setting() {
+    let Some(bucket) = S3Bucket::from_env() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "e".repeat(64);
+    let output = std::process::Command::new(harness::binary("api"))
+        .env_clear()
+        .env(
+            "APP__STORE__URI",
+            format!("sqlite://{}", dir.path().join("orders.db").display()),
+        )
+        .env("APP__SERVER__LISTEN", "127.0.0.1:0")
+        .env("APP__IMAGES__BLOB_URL", bucket.unique_url())
+        .env("AWS_ACCESS_KEY_ID", &bucket.key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &wrong)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        printed.contains("images.blob_secret_access_key"),
+        "{printed}"
+    );
+    assert!(printed.contains("AWS_SECRET_ACCESS_KEY"), "{printed}");
+    assert!(!printed.contains(&wrong), "{printed}");
 }
 
 async fn a_broken_picture_fails_at_once_with_the_reason(queue: Queue) {
@@ -418,7 +580,7 @@ fn a_redis_without_persistence_is_warned_about() {
             ),
             ("APP__QUEUE__URL", redis.url()),
             (
-                "APP__IMAGES__BLOB_DIR",
+                "APP__IMAGES__BLOB_URL",
                 dir.path().join("blobs").display().to_string(),
             ),
         ];

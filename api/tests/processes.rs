@@ -457,7 +457,7 @@ async fn twenty_concurrent_downloads_of_a_20_mb_original_are_streamed() {
             ("APP__STORE__URI", sqlite_uri(dir.path())),
             ("APP__IMAGES__MAX_UPLOAD_BYTES", "30000000".into()),
             (
-                "APP__IMAGES__BLOB_DIR",
+                "APP__IMAGES__BLOB_URL",
                 dir.path().join("blobs").display().to_string(),
             ),
         ],
@@ -572,7 +572,7 @@ async fn a_full_disk_is_503_and_not_ready_until_space_returns() {
                 format!("sqlite://{}", disk.path.join("orders.db").display()),
             ),
             (
-                "APP__IMAGES__BLOB_DIR",
+                "APP__IMAGES__BLOB_URL",
                 disk.path.join("blobs").display().to_string(),
             ),
         ],

@@ -6,7 +6,20 @@ when the connection breaks before the answer could be read.
 """
 
 import http.client
+import struct
 import sys
+import zlib
+
+
+def png_header() -> bytes:
+    """A PNG's signature, header (10x10 RGB) and the start of its pixel data: the file passes
+    the first look at its header, so the upload streams on until the size limit stops it."""
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    signature = b"\x89PNG\r\n\x1a\n"
+    header = struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    # The start of a (long) pixel data chunk: where a reader of the header stops.
+    return signature + header + struct.pack(">I", 0x7FFFFFFF) + b"IDAT"
 
 
 def body(kind: str, size: int) -> tuple[bytes, str]:
@@ -14,11 +27,11 @@ def body(kind: str, size: int) -> tuple[bytes, str]:
         return (b'{"product": "' + b"x" * size + b'"}', "application/json")
     boundary = "lingeringboundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.jpg\"\r\n"
-        "Content-Type: image/jpeg\r\n\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n"
+        "Content-Type: image/png\r\n\r\n"
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
-    return (head + b"\xff" * size + tail, f"multipart/form-data; boundary={boundary}")
+    return (head + png_header() + b"\xff" * size + tail, f"multipart/form-data; boundary={boundary}")
 
 
 def main() -> int:

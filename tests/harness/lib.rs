@@ -12,6 +12,7 @@ pub mod pictures;
 mod ports;
 mod process;
 mod redis;
+pub mod s3;
 mod stack;
 
 pub use fetch::Fetch;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
 async fn work(settings: Settings) -> anyhow::Result<()> {
     let backends = Backends::open(&settings).await?;
     let queue = backends.queue.context("no job queue is configured")?;
+    let blobs = backends.blobs.description().to_owned();
     let worker = JobWorker::new(&settings, backends.stores.images, backends.blobs, queue);
     tracing::info!(
         instance = %settings.server.instance,
@@ -27,7 +28,7 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
         concurrency = worker.concurrency,
         queue = %settings.redacted_queue(),
         store = %settings.store.redacted_uri(),
-        blobs = %settings.images.blob_dir.display(),
+        %blobs,
         "worker started"
     );
     worker.run(service::shutdown_signal()).await;

@@ -109,7 +109,15 @@ impl StoreSettings {
 
 impl ImageSettings {
     fn check(&self) -> Result<(), ConfigError> {
+        if let Err(why) = crate::blobs::BlobLocation::parse(&self.blob_url) {
+            return Err(ConfigError::key("images.blob_url", &why));
+        }
         first_broken(&[
+            (
+                self.blob_timeout_ms == 0,
+                "images.blob_timeout_ms",
+                "must be at least 1 ms",
+            ),
             (
                 self.max_upload_bytes == 0 || self.max_pixels == 0,
                 "images.max_upload_bytes",

@@ -3,7 +3,6 @@
 //! checks itself; each binary checks the sections it uses, so that `seed` never asks for a queue.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -45,9 +44,19 @@ pub struct ImageSettings {
     pub max_concurrent_uploads: usize,
     /// How long an upload waits for its turn before it is answered 503 with `Retry-After`.
     pub upload_wait_ms: u64,
-    /// Folder holding originals and thumbnails (a shared volume when replicas are on several
-    /// machines); relative to the working folder.
-    pub blob_dir: PathBuf,
+    /// Where originals and thumbnails are kept: a folder (`data/blobs`, `file:///var/lib/x`;
+    /// relative to the working folder) for one machine, or an S3-compatible bucket
+    /// (`s3://BUCKET/PREFIX?endpoint=https://…&region=…`, e.g. DigitalOcean Spaces) when api
+    /// replicas and workers are on several.
+    pub blob_url: String,
+    /// S3: the access key; empty to take `AWS_ACCESS_KEY_ID` (and the secret) from the
+    /// environment.
+    pub blob_access_key_id: String,
+    /// S3: the secret key (never logged); prefer `AWS_SECRET_ACCESS_KEY` in the environment.
+    pub blob_secret_access_key: String,
+    /// S3: how long one file operation may take, retries included, before the client gets 503
+    /// (the worker retries later).
+    pub blob_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,7 +183,10 @@ impl Default for Settings {
                 max_pixels: 50_000_000,
                 max_concurrent_uploads: 16,
                 upload_wait_ms: 10_000,
-                blob_dir: PathBuf::from("data/blobs"),
+                blob_url: "data/blobs".into(),
+                blob_access_key_id: String::new(),
+                blob_secret_access_key: String::new(),
+                blob_timeout_ms: 10_000,
             },
             idempotency: IdempotencySettings {
                 retention: Duration::from_secs(24 * 60 * 60),

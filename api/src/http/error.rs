@@ -54,6 +54,9 @@ pub enum ApiError {
     /// 503: the job queue cannot take the upload now; safe to retry later.
     #[error("the job queue is unavailable, try again later")]
     QueueUnavailable(String),
+    /// 503: the file storage (folder or bucket) cannot take or give a file now.
+    #[error("the file storage is unavailable, try again later")]
+    BlobsUnavailable(String),
     /// 503 with `Retry-After`: every upload slot stayed taken for `images.upload_wait_ms`.
     #[error("too many uploads at once, try again shortly")]
     UploadsBusy,
@@ -126,6 +129,7 @@ impl ApiError {
             Self::Validation { .. } | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_)
             | Self::QueueUnavailable(_)
+            | Self::BlobsUnavailable(_)
             | Self::NoQueue
             | Self::StorageFull
             | Self::UploadsBusy => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,6 +144,7 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             Self::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
             Self::QueueUnavailable(cause) => tracing::warn!(%cause, "queue unavailable"),
+            Self::BlobsUnavailable(cause) => tracing::warn!(%cause, "file storage unavailable"),
             Self::StorageFull => tracing::warn!("a write failed: storage is full"),
             _ => {}
         }
@@ -189,7 +194,7 @@ impl From<BlobError> for ApiError {
     fn from(error: BlobError) -> Self {
         match error {
             BlobError::Full => Self::StorageFull,
-            other => Self::Internal(other.into()),
+            other => Self::BlobsUnavailable(other.to_string()),
         }
     }
 }

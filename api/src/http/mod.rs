@@ -53,7 +53,7 @@ pub struct AppState {
     pub key_retention: Duration,
     /// `None` when no queue is configured: uploads answer 503.
     pub queue: Option<Arc<dyn JobQueue>>,
-    pub blobs: Arc<dyn BlobStore>,
+    pub blobs: Arc<BlobStore>,
     /// Upload limits.
     pub uploads: ImageSettings,
     /// One permit per upload being read (`images.max_concurrent_uploads`).

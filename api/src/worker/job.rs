@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::blobs::{BlobKey, BlobStore};
+use crate::blobs::{BlobError, BlobKey, BlobStore};
 use crate::images::{AttemptEnd, DecodeLimits, ImageId, ImageStatus, ThumbnailSpec, render};
 use crate::store::ImageStore;
 
@@ -25,7 +25,7 @@ pub(super) enum Outcome {
 #[derive(Clone)]
 pub(super) struct Thumbnailer {
     pub images: Arc<dyn ImageStore>,
-    pub blobs: Arc<dyn BlobStore>,
+    pub blobs: Arc<BlobStore>,
     pub spec: ThumbnailSpec,
     pub limits: DecodeLimits,
     pub max_attempts: u32,
@@ -69,6 +69,18 @@ impl Thumbnailer {
             Ok(()) => Outcome::Done,
             Err(Failure::Retry(reason)) => self.failed(id, reason, last).await,
             Err(Failure::Final(reason)) => self.failed(id, reason, true).await,
+            Err(Failure::Outage(reason)) => {
+                // The picture was never tried: the attempt is given back, so an outage of the
+                // file storage, however long, fails no image.
+                let back = AttemptEnd::HandedBack { at: Utc::now() };
+                if let Err(error) = self.images.end_attempt(id, &back).await {
+                    tracing::warn!(image = %id, %error, "could not uncount the attempt");
+                }
+                Outcome::Failed {
+                    reason: format!("{reason} (not counted as an attempt)"),
+                    last: false,
+                }
+            }
         };
         (attempts, outcome)
     }
@@ -92,7 +104,7 @@ impl Thumbnailer {
             .blobs
             .get(BlobKey::Original(id))
             .await
-            .map_err(|e| retry(&e))?
+            .map_err(Failure::from)?
             .ok_or_else(|| Failure::Retry("the original file is missing".into()))?;
         let (spec, limits) = (self.spec, self.limits);
         let rendering = tokio::task::spawn_blocking(move || render(&original, &spec, limits));
@@ -113,7 +125,7 @@ impl Thumbnailer {
         self.blobs
             .put(BlobKey::Thumbnail(id), thumbnail.bytes.into())
             .await
-            .map_err(|e| retry(&e))?;
+            .map_err(Failure::from)?;
         let done = AttemptEnd::Done {
             thumbnail: thumbnail.picture,
             at: Utc::now(),
@@ -131,4 +143,15 @@ enum Failure {
     Retry(String),
     /// The picture itself: another attempt would fail the same way.
     Final(String),
+    /// The file storage could not be reached: tried again later, without counting.
+    Outage(String),
+}
+
+impl From<BlobError> for Failure {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::Full => Self::Retry(error.to_string()),
+            BlobError::Denied(_) | BlobError::Unavailable(_) => Self::Outage(error.to_string()),
+        }
+    }
 }

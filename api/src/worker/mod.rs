@@ -43,7 +43,7 @@ impl Worker {
     pub fn new(
         settings: &Settings,
         images: Arc<dyn ImageStore>,
-        blobs: Arc<dyn BlobStore>,
+        blobs: Arc<BlobStore>,
         queue: Arc<dyn JobQueue>,
     ) -> Self {
         Self {

@@ -58,7 +58,7 @@ async fn spawn(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
     settings.store.uri = format!("sqlite://{}", dir.path().join("orders.db").display());
-    settings.images.blob_dir = dir.path().join("blobs");
+    settings.images.blob_url = dir.path().join("blobs").display().to_string();
     if on_mongo {
         let uri = harness::mongo::uri().expect("ORDERS_TEST_BACKEND=mongodb needs a URI");
         settings.store = mongo_store(&uri);

@@ -5,7 +5,10 @@
 /// `api`, `worker` and `seed` (`api/src/config/mod.rs`).
 pub const API: &[&str] = &[
     "idempotency.retention",
-    "images.blob_dir",
+    "images.blob_access_key_id",
+    "images.blob_secret_access_key",
+    "images.blob_timeout_ms",
+    "images.blob_url",
     "images.max_concurrent_uploads",
     "images.max_pixels",
     "images.max_upload_bytes",

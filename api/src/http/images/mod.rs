@@ -1,6 +1,7 @@
 //! `/images`: upload a picture (queued for a worker), follow its status, download the original
 //! and the thumbnail.
 
+mod receive;
 pub mod upload;
 mod view;
 

@@ -1,5 +1,6 @@
 //! `POST /images`: a multipart form with one field `file`. The size limit applies while the body
-//! streams in; the format and dimensions are checked from the bytes before anything is stored.
+//! streams in; the format and dimensions are checked from the first bytes before anything is
+//! stored, and the file streams on into the blob store (`receive`).
 
 use std::time::Duration;
 
@@ -11,12 +12,13 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::receive::{Received, receive};
 use crate::blobs::BlobKey;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody, FieldErrors};
 use crate::http::idempotency::{self, KeyHeader};
-use crate::idempotency::{Claim, Fingerprint, Scope, StoredResponse};
-use crate::images::{Image, ImageId, UploadError, UploadLimits, inspect};
+use crate::idempotency::{Claim, Scope, StoredResponse};
+use crate::images::{Image, ImageId, UploadLimits};
 
 const FIELD: &str = "file";
 
@@ -38,14 +40,14 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
-fn field_error(why: impl Into<String>) -> ApiError {
+pub(super) fn field_error(why: impl Into<String>) -> ApiError {
     ApiError::Validation {
         message: "the upload is not acceptable".into(),
         errors: FieldErrors::from([(FIELD.to_owned(), why.into())]),
     }
 }
 
-fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
+pub(super) fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(limit)
     } else {
@@ -65,7 +67,7 @@ fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not multipart, or not a JPEG, PNG or WebP", body = ErrorBody),
         (status = 422, description = "No file, an empty file, an unreadable header, or too many pixels", body = ErrorBody),
-        (status = 503, description = "The store or the queue is unavailable, no queue is configured, or every upload slot stayed busy (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store, the file storage or the queue is unavailable, no queue is configured, or every upload slot stayed busy (`Retry-After`)", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -84,46 +86,53 @@ pub async fn upload(
         .map_err(|_| ApiError::UploadsBusy)?
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("the upload slots were closed")))?;
     let limit = state.uploads.max_upload_bytes;
-    let mut file = None;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| multipart_error(e, limit))?
-    {
-        if field.name() != Some(FIELD) {
-            let name = field.name().unwrap_or_default().to_owned();
-            return Err(ApiError::validation(FieldErrors::from([(
-                name,
-                "is not a field of an upload".to_owned(),
-            )])));
+    let limits = UploadLimits {
+        max_pixels: state.uploads.max_pixels,
+    };
+    let mut file: Option<Received> = None;
+    let read = async {
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(e, limit))?
+        {
+            if field.name() != Some(FIELD) {
+                let name = field.name().unwrap_or_default().to_owned();
+                return Err(ApiError::validation(FieldErrors::from([(
+                    name,
+                    "is not a field of an upload".to_owned(),
+                )])));
+            }
+            if file.is_some() {
+                return Err(field_error("send one file per upload"));
+            }
+            file = Some(receive(&state.blobs, &mut field, limits, limit).await?);
         }
-        let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-        if file.is_some() {
-            return Err(field_error("send one file per upload"));
+        Ok(())
+    };
+    if let Err(error) = read.await {
+        // A file stored before the rest of the form turned out wrong is not kept.
+        if let Some(received) = &file {
+            forget(&state, received.id).await;
         }
-        file = Some(bytes);
+        return Err(error);
     }
-    let bytes = file.ok_or_else(|| field_error("is required"))?;
-    let original = inspect(
-        &bytes,
-        UploadLimits {
-            max_pixels: state.uploads.max_pixels,
-        },
-    )
-    .map_err(|error| match error {
-        UploadError::UnsupportedFormat => ApiError::UnsupportedMediaType(error.to_string()),
-        other => field_error(other.to_string()),
-    })?;
-
-    let fingerprint = Fingerprint::of([&bytes[..]]);
+    let Received {
+        id,
+        picture: original,
+        fingerprint,
+    } = file.ok_or_else(|| field_error("is required"))?;
     let now = Utc::now();
-    // A repeat of a finished upload is answered before its file is stored again.
-    if let Some(key) = &key
-        && let Some(earlier) = state.keys.find_key(Scope::Images, key, now).await?
-    {
-        return idempotency::replay(&earlier, &fingerprint);
+    // A repeat of a finished upload is answered with the first answer; this copy goes.
+    if let Some(key) = &key {
+        let earlier = state.keys.find_key(Scope::Images, key, now).await;
+        if !matches!(earlier, Ok(None)) {
+            forget(&state, id).await;
+        }
+        if let Some(earlier) = earlier? {
+            return idempotency::replay(&earlier, &fingerprint);
+        }
     }
-    let id = ImageId::generate();
     let status_url = format!("/images/{id}");
     let body = UploadAccepted {
         message: "Success".into(),
@@ -135,7 +144,6 @@ pub async fn upload(
         location: status_url,
         body: serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.into()))?,
     };
-    state.blobs.put(BlobKey::Original(id), bytes).await?;
     let image = Image::queued(id, original, now);
     let claim = match key {
         None => state.images.insert_image(&image).await.map(|()| None),
