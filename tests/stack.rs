@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use harness::{Fetch, Stack, mongo, pictures};
+use harness::s3::S3Bucket;
+use harness::tls::TestCa;
+use harness::{Fetch, RedisServer, Stack, mongo, pictures};
 use serde_json::{Value, json};
 
 /// Where the stack keeps its orders, and how the test reads them back without it.
@@ -100,6 +102,49 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     if let Store::Mongo { uri, database } = &store {
         mongo::drop_database(uri, database).await;
     }
+}
+
+/// The storage of a deployment on several machines, as `docs/deployment.md` sets it: orders on
+/// MongoDB, jobs on Redis over TLS (a CA of the test's own), files in an S3 bucket (Garage).
+/// Nothing is kept in the stack's data folder.
+#[tokio::test]
+async fn the_main_command_runs_on_storage_for_several_machines() {
+    let (Some(uri), Some(bucket)) = (mongo::uri(), S3Bucket::from_env()) else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("managed Redis CA");
+    let Some(redis) = RedisServer::start_tls(&data.path().join("redis"), &ca) else {
+        return;
+    };
+    let database = mongo::unique_database();
+    let env = vec![
+        ("APP__HEALTH__INTERVAL_MS", "300".to_owned()),
+        ("APP__STORE__URI", uri.clone()),
+        ("APP__STORE__DATABASE", database.clone()),
+        ("APP__QUEUE__URL", redis.url()),
+        (
+            "APP__QUEUE__TLS_CA_FILE",
+            ca.write(&data.path().join("redis-ca.crt"))
+                .display()
+                .to_string(),
+        ),
+        ("APP__IMAGES__BLOB_URL", bucket.unique_url()),
+        ("AWS_ACCESS_KEY_ID", bucket.key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", bucket.secret.clone()),
+    ];
+    let mut stack = Stack::start(data.path(), &env);
+    stack.wait_until_serving();
+    let client = reqwest::Client::new();
+    upload_is_resized_by_the_workers(&client, &stack).await;
+    stack.stop_cleanly();
+    let log = std::fs::read_to_string(&stack.log).unwrap();
+    assert!(!log.contains(&bucket.secret), "the secret is in the log");
+    assert!(
+        !data.path().join("blobs").exists() && !data.path().join("queue.db").exists(),
+        "files or jobs were kept locally"
+    );
+    mongo::drop_database(&uri, &database).await;
 }
 
 /// An upload through `lb` is stored by a replica and resized by one of the stack's workers.

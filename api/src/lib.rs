@@ -13,4 +13,5 @@ pub mod queue;
 pub mod sqlite_pool;
 pub mod startup;
 pub mod store;
+pub mod tls;
 pub mod worker;

@@ -552,6 +552,32 @@ fn a_worker_with_a_bad_setting_names_it_and_exits_2() {
     assert!(stderr.contains("worker.concurrency"), "{stderr}");
 }
 
+/// A CA file is for TLS: beside a `redis://` URL it is a mistake named at start; a CA file that
+/// cannot be read stops the start naming the setting.
+#[test]
+fn a_queue_ca_file_needs_rediss_and_must_be_readable() {
+    let env = [
+        ("APP__QUEUE__URL", "redis://127.0.0.1:9/0"),
+        ("APP__QUEUE__TLS_CA_FILE", "ca.crt"),
+    ];
+    let stderr = harness::refused_start("worker", &[], &env);
+    assert!(stderr.contains("queue.tls_ca_file"), "{stderr}");
+    assert!(stderr.contains("rediss://"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(harness::binary("worker"))
+        .env_clear()
+        .env("APP__QUEUE__URL", "rediss://127.0.0.1:9/0")
+        .env("APP__QUEUE__TLS_CA_FILE", "missing-ca.crt")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("queue.tls_ca_file"), "{stderr}");
+    assert!(stderr.contains("missing-ca.crt"), "{stderr}");
+}
+
 /// A worker cannot work without a queue: beside MongoDB with no queue URL it names the setting.
 #[test]
 fn a_worker_on_mongodb_without_a_queue_url_names_it_and_exits_2() {

@@ -14,6 +14,7 @@ mod process;
 mod redis;
 pub mod s3;
 mod stack;
+pub mod tls;
 
 pub use fetch::Fetch;
 pub use ports::{free_port, get_text, wait_for_port};

@@ -15,6 +15,8 @@ pub struct RedisServer {
     process: Option<Process>,
     /// Keeps nothing on disk (what the queue warns about).
     in_memory: bool,
+    /// Speaks TLS only, with these certificates.
+    tls: Option<crate::tls::ServerFiles>,
 }
 
 impl RedisServer {
@@ -28,7 +30,21 @@ impl RedisServer {
         Self::launch(dir, true)
     }
 
+    /// A server that speaks TLS only (`rediss://`), with a certificate `ca` signs.
+    pub fn start_tls(dir: &Path, ca: &crate::tls::TestCa) -> Option<Self> {
+        let files = ca.server_files(&dir.join("tls"));
+        Self::launch_with(dir, false, Some(files))
+    }
+
     fn launch(dir: &Path, in_memory: bool) -> Option<Self> {
+        Self::launch_with(dir, in_memory, None)
+    }
+
+    fn launch_with(
+        dir: &Path,
+        in_memory: bool,
+        tls: Option<crate::tls::ServerFiles>,
+    ) -> Option<Self> {
         let binary = crate::on_path("redis-server");
         if !crate::available(binary.is_some(), "redis-server") {
             return None;
@@ -40,6 +56,7 @@ impl RedisServer {
             port: 0,
             process: None,
             in_memory,
+            tls,
         };
         // A port free a moment ago may be taken by the time Redis binds it: try a few.
         for _ in 0..5 {
@@ -55,7 +72,12 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// Starts the server again after [`Self::stop`], on the same port and data.
@@ -65,8 +87,27 @@ impl RedisServer {
 
     fn try_start(&mut self) -> bool {
         let mut command = Command::new(&self.binary);
+        let port = self.port.to_string();
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(files) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca),
+        };
         command
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(if self.in_memory {
                 ["--appendonly", "no", "--appendfsync", "everysec"]
@@ -78,7 +119,12 @@ impl RedisServer {
         let mut process = Process::spawn(command, self.dir.join("redis.log"));
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && process.exited().is_none() {
-            if ping(self.port) {
+            // A TLS server is taken as up once it accepts connections.
+            let up = match self.tls {
+                None => ping(self.port),
+                Some(_) => std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if up {
                 self.process = Some(process);
                 return true;
             }

@@ -141,6 +141,11 @@ impl QueueSettings {
     fn check(&self) -> Result<(), ConfigError> {
         first_broken(&[
             (
+                !self.tls_ca_file.is_empty() && !self.url.starts_with("rediss://"),
+                "queue.tls_ca_file",
+                "is for a rediss:// queue URL only",
+            ),
+            (
                 self.name.is_empty() || self.name.contains(char::is_whitespace),
                 "queue.name",
                 "must be a word without spaces",

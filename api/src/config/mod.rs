@@ -71,8 +71,12 @@ pub struct IdempotencySettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSettings {
-    /// `redis://HOST:PORT/DB`, `sqlite://PATH`, or empty: a table in the store's SQLite file.
+    /// `redis://HOST:PORT/DB`, `rediss://…` (TLS), `sqlite://PATH`, or empty: a table in the
+    /// store's SQLite file.
     pub url: String,
+    /// `rediss://`: a PEM file of the CA that signs the server's certificate (a managed
+    /// database's CA certificate); empty trusts the system's CAs.
+    pub tls_ca_file: String,
     /// Prefix of the Redis keys (`images:jobs`, `images:delayed`), so stacks can share a server.
     pub name: String,
     /// How long a worker holds a job without renewing it before another worker takes it over.
@@ -193,6 +197,7 @@ impl Default for Settings {
             },
             queue: QueueSettings {
                 url: String::new(),
+                tls_ca_file: String::new(),
                 name: "images".into(),
                 lease_ms: 30_000,
                 max_attempts: 3,

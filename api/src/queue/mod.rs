@@ -93,11 +93,20 @@ pub async fn open(
             )
             .await?,
         )),
-        QueueBackend::Redis(url) => Ok(Arc::new(RedisQueue::open(
-            &url,
-            &settings.queue.name,
-            lease,
-            Duration::from_millis(settings.queue.timeout_ms),
-        )?)),
+        QueueBackend::Redis(url) => {
+            let ca = match settings.queue.tls_ca_file.as_str() {
+                "" => None,
+                file => Some(std::fs::read(file).map_err(|e| {
+                    QueueError::Internal(anyhow::anyhow!("queue.tls_ca_file: reading {file}: {e}"))
+                })?),
+            };
+            Ok(Arc::new(RedisQueue::open(
+                &url,
+                ca,
+                &settings.queue.name,
+                lease,
+                Duration::from_millis(settings.queue.timeout_ms),
+            )?))
+        }
     }
 }

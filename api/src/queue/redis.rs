@@ -92,14 +92,27 @@ pub struct RedisQueue {
 
 impl RedisQueue {
     /// Connects lazily: Redis may start after the api and workers, and come and go; calls made
-    /// while it is down fail with `Unavailable` within `timeout`.
+    /// while it is down fail with `Unavailable` within `timeout`. A `rediss://` URL speaks TLS
+    /// (rustls), trusting the system's CAs, or only `ca` (PEM) when given.
     pub fn open(
         url: &str,
+        ca: Option<Vec<u8>>,
         name: &str,
         lease: Duration,
         timeout: Duration,
     ) -> Result<Self, QueueError> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("queue.url: {e}"))?;
+        crate::tls::ensure_crypto_provider();
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            ),
+        }
+        .map_err(|e| anyhow::anyhow!("queue.url: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))

@@ -24,7 +24,7 @@ pub async fn open(lease: Duration) -> Option<Backend> {
 }
 
 fn handle(server: &RedisServer, lease: Duration) -> Arc<dyn JobQueue> {
-    Arc::new(RedisQueue::open(&server.url(), "test", lease, Duration::from_secs(2)).unwrap())
+    Arc::new(RedisQueue::open(&server.url(), None, "test", lease, Duration::from_secs(2)).unwrap())
 }
 
 impl Backend {

@@ -24,6 +24,7 @@ pub const API: &[&str] = &[
     "queue.retry_base_ms",
     "queue.retry_max_ms",
     "queue.timeout_ms",
+    "queue.tls_ca_file",
     "queue.url",
     "server.body_limit",
     "server.header_read_timeout_ms",
