@@ -9,6 +9,7 @@ use bson::{Bson, Document, doc, oid::ObjectId};
 use serde_json::{Value, json};
 
 use harness::mongo::{self, MongoServer};
+use harness::tls::TestCa;
 
 use crate::common::{error_body, mongo_store, reference_order, spawn_app_with};
 
@@ -134,4 +135,104 @@ async fn an_outage_answers_503_quickly_and_the_service_recovers_by_itself() {
     }
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.create(&reference_order()).await;
+}
+
+/// The replica-set name the test server advertises (a single-node set).
+async fn set_name(uri: &str) -> String {
+    let hello = mongodb::Client::with_uri_str(uri)
+        .await
+        .unwrap()
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .unwrap();
+    hello
+        .get_str("setName")
+        .unwrap_or_else(|_| panic!("no setName in {hello}"))
+        .to_owned()
+}
+
+/// `replicaSet=` in the URI: ready once the set's primary answers, and orders are written to it.
+/// A set name the server is not a member of finds no primary: not ready.
+#[tokio::test]
+async fn a_replica_set_uri_is_ready_when_its_primary_answers() {
+    let Some(server) = MongoServer::start() else {
+        return;
+    };
+    let name = set_name(&server.uri()).await;
+    let uri = format!("{}?replicaSet={name}", server.uri());
+    let app = spawn_app_with(|s| s.store = mongo_store(&uri)).await;
+    let created = app.post_json("/orders", &reference_order()).await;
+    assert_eq!(created.status(), 201);
+
+    let wrong = format!("{}?replicaSet={name}-elsewhere", server.uri());
+    let app = spawn_unready(&wrong).await;
+    let response = app.get("/readyz").await;
+    error_body(response, 503).await;
+}
+
+/// `tls=true` with `tlsCAFile`: the server's certificate is checked against that CA; one from
+/// another CA, or no TLS, is not ready.
+#[tokio::test]
+async fn tls_options_in_the_uri_are_used() {
+    let ca = TestCa::new("database CA");
+    let Some(server) = MongoServer::start_tls(&ca) else {
+        return;
+    };
+    let files = server.tls_files().unwrap();
+    let uri = format!("{}?tls=true&tlsCAFile={}", server.uri(), files.ca.display());
+    let app = spawn_app_with(|s| s.store = mongo_store(&uri)).await;
+    let created = app.post_json("/orders", &reference_order()).await;
+    assert_eq!(created.status(), 201);
+
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = TestCa::new("another CA").write(&dir.path().join("other.crt"));
+    for uri in [
+        format!("{}?tls=true&tlsCAFile={}", server.uri(), stranger.display()),
+        server.uri(),
+    ] {
+        let app = spawn_unready(&uri).await;
+        error_body(app.get("/readyz").await, 503).await;
+    }
+}
+
+/// The app on `uri`, not waiting for it to be ready.
+async fn spawn_unready(uri: &str) -> common::TestApp {
+    let uri = uri.to_owned();
+    common::spawn_app_unchecked(move |s| {
+        s.store = mongo_store(&uri);
+        s.store.server_selection_timeout_ms = 500;
+    })
+    .await
+}
+
+/// Credentials in the URI with `authSource`: a user of the `admin` database writes orders in
+/// another; a wrong password is not ready, and the password is not in the answer.
+#[tokio::test]
+async fn credentials_with_an_auth_source_are_used() {
+    let Some(server) = MongoServer::start_with_auth() else {
+        return;
+    };
+    let admin = mongodb::Client::with_uri_str(server.uri())
+        .await
+        .unwrap()
+        .database("admin");
+    admin
+        .run_command(doc! {
+            "createUser": "shop", "pwd": "s3cret-pass",
+            "roles": [{ "role": "root", "db": "admin" }],
+        })
+        .await
+        .unwrap();
+    let port = server.uri();
+    let with = |password: &str| {
+        port.replacen("mongodb://", &format!("mongodb://shop:{password}@"), 1) + "?authSource=admin"
+    };
+    let app = spawn_app_with(|s| s.store = mongo_store(&with("s3cret-pass"))).await;
+    let created = app.post_json("/orders", &reference_order()).await;
+    assert_eq!(created.status(), 201);
+
+    let app = spawn_unready(&with("wrong-pass")).await;
+    let body = error_body(app.get("/readyz").await, 503).await;
+    assert!(!body.to_string().contains("wrong-pass"), "{body}");
 }

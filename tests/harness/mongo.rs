@@ -51,16 +51,43 @@ pub struct MongoServer {
     port: u16,
     storage: tempfile::TempDir,
     process: Option<crate::Process>,
+    /// Speaks TLS only, with these certificates.
+    tls: Option<crate::tls::ServerFiles>,
+    /// Requires authentication (SCRAM-SHA-256).
+    auth: bool,
 }
 
 impl MongoServer {
     /// Starts one, or `None` (skip) when the test server's binary is not named.
     pub fn start() -> Option<Self> {
+        Self::launch(None, false)
+    }
+
+    /// One that requires authentication (SCRAM-SHA-256) for everything but the handshake.
+    pub fn start_with_auth() -> Option<Self> {
+        Self::launch(None, true)
+    }
+
+    /// One that speaks TLS only, with a certificate `ca` signs (its files are in
+    /// [`Self::tls_files`]).
+    pub fn start_tls(ca: &crate::tls::TestCa) -> Option<Self> {
+        Self::launch(Some(ca), false)
+    }
+
+    pub fn tls_files(&self) -> Option<&crate::tls::ServerFiles> {
+        self.tls.as_ref()
+    }
+
+    fn launch(ca: Option<&crate::tls::TestCa>, auth: bool) -> Option<Self> {
+        let storage = tempfile::tempdir().unwrap();
+        let tls = ca.map(|ca| ca.server_files(&storage.path().join("tls")));
         let mut server = Self {
             binary: server_binary()?,
             port: crate::free_port(),
-            storage: tempfile::tempdir().unwrap(),
+            storage,
             process: None,
+            tls,
+            auth,
         };
         server.restart();
         Some(server)
@@ -79,6 +106,16 @@ impl MongoServer {
             .arg(self.storage.path())
             .args(["--log-file-max", "8MB"])
             .current_dir(self.storage.path());
+        if self.auth {
+            command.arg("--auth");
+        }
+        if let Some(files) = &self.tls {
+            command
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key);
+        }
         let log = self.storage.path().join("server.log");
         self.process = Some(crate::Process::spawn(command, log));
         crate::wait_for_port(self.port);

@@ -54,6 +54,17 @@ pub async fn spawn_sqlite_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
 }
 
 async fn spawn(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn_unchecked(on_mongo, customise).await;
+    app.wait_until_ready(Duration::from_secs(20)).await;
+    app
+}
+
+/// On a SQLite file (unless `customise` says otherwise), without waiting until it is ready.
+pub async fn spawn_app_unchecked(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_unchecked(false, customise).await
+}
+
+async fn spawn_unchecked(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -71,13 +82,11 @@ async fn spawn(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp
     let app = Application::build(&settings).await.unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
-    let app = TestApp {
+    TestApp {
         addr,
         client: client(),
         dir,
-    };
-    app.wait_until_ready(Duration::from_secs(20)).await;
-    app
+    }
 }
 
 pub fn client() -> Client {

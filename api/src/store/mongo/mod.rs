@@ -14,7 +14,9 @@ use backon::{ExponentialBuilder, Retryable};
 use bson::{Bson, Document, doc};
 use chrono::{DateTime, Utc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{Acknowledgment, ClientOptions, WriteConcern};
+use mongodb::options::{
+    Acknowledgment, ClientOptions, ReadPreference, SelectionCriteria, WriteConcern,
+};
 use mongodb::{Client, Collection, IndexModel};
 
 use super::StoreError;
@@ -119,13 +121,20 @@ impl MongoStore {
 }
 
 impl MongoStore {
-    /// The server answers and the indexes exist.
+    /// A primary answers (writes can be taken: with a replica set, not just any member) and the
+    /// indexes exist.
     async fn ready(&self) -> Result<(), StoreError> {
         self.client
             .database("admin")
             .run_command(doc! { "ping": 1 })
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
             .await
-            .map_err(map_error)?;
+            .map_err(|error| match map_error(error) {
+                StoreError::Unavailable(cause) => {
+                    StoreError::Unavailable(format!("no primary is reachable: {cause}"))
+                }
+                other => other,
+            })?;
         if self.indexed.load(Ordering::Acquire) {
             Ok(())
         } else {
