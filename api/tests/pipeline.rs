@@ -243,6 +243,55 @@ async fn thumbnails_are_made_end_to_end_with_the_files_on_s3() {
     assert_eq!(status["original"]["bytes"], big.len());
 }
 
+/// With `images.delete_originals_after`, a worker removes an original that long after its
+/// thumbnail was made: the file is gone, `GET …/original` answers 410, the record says when,
+/// and the thumbnail stays.
+#[tokio::test]
+async fn originals_are_removed_after_the_retention_time_and_thumbnails_kept() {
+    let retention = [("APP__IMAGES__DELETE_ORIGINALS_AFTER", "2s")];
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &retention) else {
+        return;
+    };
+    let _worker = pipeline.worker("worker-1");
+    let id = pipeline.upload_ok(&pictures::jpeg(640, 480)).await;
+    let status = pipeline.settled(&id, Duration::from_secs(30)).await;
+    assert_eq!(status["status"], "done", "{status}");
+    assert_eq!(status["original_removed_at"], Value::Null);
+    let original = |id: &str| {
+        pipeline
+            .http
+            .get(pipeline.api.url(&format!("/images/{id}/original")))
+            .fetch()
+    };
+    assert_eq!(original(&id).await.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let removed = loop {
+        let status = pipeline.status(&id).await;
+        if !status["original_removed_at"].is_null() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the original is still kept: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(removed["links"].get("original").is_none(), "{removed}");
+    let body = error_body(original(&id).await, 410).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("images.delete_originals_after"),
+        "{body}"
+    );
+    let (_, thumbnail) = pipeline.thumbnail(&id).await;
+    assert_eq!(decode(&thumbnail).dimensions(), (300, 225));
+    let blobs = pipeline.dir.path().join("blobs");
+    assert_eq!(count_files(&blobs.join("originals")), 0);
+    assert_eq!(count_files(&blobs.join("thumbnails")), 1);
+}
+
 /// The worker cannot reach the bucket: its attempts are not counted and the job waits; a worker
 /// that can reach it makes the thumbnail. Nothing is failed, nothing lost.
 #[tokio::test]

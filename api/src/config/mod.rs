@@ -54,6 +54,11 @@ pub struct ImageSettings {
     pub blob_access_key_id: String,
     /// S3: the secret key (never logged); prefer `AWS_SECRET_ACCESS_KEY` in the environment.
     pub blob_secret_access_key: String,
+    /// How long after its thumbnail is made an original is kept (`"30d"`, `"12h"`); workers
+    /// then remove it in small batches and `GET /images/{id}/original` answers 410. `"0s"`
+    /// (the default) keeps originals for good.
+    #[serde(with = "humantime_serde")]
+    pub delete_originals_after: Duration,
     /// S3: how long one file operation may take, retries included, before the client gets 503
     /// (the worker retries later).
     pub blob_timeout_ms: u64,
@@ -191,6 +196,7 @@ impl Default for Settings {
                 blob_access_key_id: String::new(),
                 blob_secret_access_key: String::new(),
                 blob_timeout_ms: 10_000,
+                delete_originals_after: Duration::ZERO,
             },
             idempotency: IdempotencySettings {
                 retention: Duration::from_secs(24 * 60 * 60),

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 409: the write collides with stored data.
     #[error("{0}")]
     Conflict(String),
+    /// 410: it existed and was removed for good.
+    #[error("{0}")]
+    Gone(String),
     /// 422: the `Idempotency-Key` was first sent with another request.
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
@@ -124,6 +127,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,

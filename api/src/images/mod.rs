@@ -138,6 +138,9 @@ pub struct Image {
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the original file was removed (`images.delete_originals_after`); the record and the
+    /// thumbnail stay.
+    pub original_removed_at: Option<DateTime<Utc>>,
 }
 
 impl Image {
@@ -152,6 +155,7 @@ impl Image {
             error: None,
             created_at: now,
             updated_at: now,
+            original_removed_at: None,
         }
     }
 }

@@ -104,6 +104,17 @@ pub trait ImageStore: Send + Sync + 'static {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<ImageId>, StoreError>;
+
+    /// Up to `limit` images `done` since before `before` whose original is still kept, oldest
+    /// first: the originals retention removes.
+    async fn originals_done_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError>;
+
+    /// Records that the image's original file was removed `at`.
+    async fn original_removed(&self, id: ImageId, at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// The idempotency keys kept with orders and image records (see `crate::idempotency`).

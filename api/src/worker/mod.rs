@@ -5,6 +5,7 @@
 
 mod job;
 mod reconcile;
+mod retention;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::task::JoinSet;
 
 use self::job::{Outcome, Thumbnailer};
 use self::reconcile::Reconciler;
+use self::retention::Retention;
 use crate::blobs::BlobStore;
 use crate::config::Settings;
 use crate::images::{AttemptEnd, DecodeLimits};
@@ -37,6 +39,8 @@ pub struct Worker {
     pub shutdown_timeout: Duration,
     /// `queue.reconcile_after_ms`.
     pub reconcile_after: Duration,
+    /// `images.delete_originals_after`; zero keeps originals.
+    pub delete_originals_after: Duration,
 }
 
 impl Worker {
@@ -65,6 +69,7 @@ impl Worker {
             retry_max: Duration::from_millis(settings.queue.retry_max_ms),
             shutdown_timeout: Duration::from_millis(settings.worker.shutdown_timeout_ms),
             reconcile_after: Duration::from_millis(settings.queue.reconcile_after_ms),
+            delete_originals_after: settings.images.delete_originals_after,
         }
     }
 
@@ -113,9 +118,24 @@ impl Worker {
             after: self.reconcile_after,
         }
         .run();
+        let retention = Retention {
+            images: self.thumbnailer.images.clone(),
+            blobs: self.thumbnailer.blobs.clone(),
+            queue: self.queue.clone(),
+            holder: self.consumer.clone(),
+            after: self.delete_originals_after,
+        };
+        let removing = async {
+            if retention.after.is_zero() {
+                std::future::pending().await
+            } else {
+                retention.run().await
+            }
+        };
         tokio::select! {
             _ = claims => {}
             () = reconciling => {}
+            () = removing => {}
             () = shutdown => {}
         }
         let running = jobs.len();

@@ -174,6 +174,46 @@ pub async fn unfinished_images_are_listed_by_age(store: &dyn ImageStore) {
     assert_eq!(store.unfinished_since(before, 1).await.unwrap().len(), 1);
 }
 
+/// Retention's question: which done images, finished before a time, still have their original;
+/// once an original is recorded removed it is not listed again, and the record keeps the rest.
+pub async fn originals_of_images_done_long_ago_are_listed_until_removed(store: &dyn ImageStore) {
+    let old = now() - Duration::minutes(10);
+    let (first, second, recent, unfinished) = (upload(), upload(), upload(), upload());
+    for image in [&first, &second, &recent, &unfinished] {
+        store.insert_image(image).await.unwrap();
+        store.start_attempt(image.id, old).await.unwrap();
+    }
+    store
+        .end_attempt(first.id, &done(old - Duration::minutes(1)))
+        .await
+        .unwrap();
+    store.end_attempt(second.id, &done(old)).await.unwrap();
+    store.end_attempt(recent.id, &done(now())).await.unwrap();
+    let before = now() - Duration::minutes(1);
+    let due = store.originals_done_before(before, 10).await.unwrap();
+    assert_eq!(due, vec![first.id, second.id], "oldest first");
+    assert_eq!(
+        store.originals_done_before(before, 1).await.unwrap(),
+        vec![first.id]
+    );
+    let at = now();
+    store.original_removed(first.id, at).await.unwrap();
+    // Said twice (two workers), the first time stays.
+    store
+        .original_removed(first.id, at + Duration::seconds(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.originals_done_before(before, 10).await.unwrap(),
+        vec![second.id]
+    );
+    let removed = stored(store, first.id).await;
+    assert_eq!(removed.original_removed_at, Some(at));
+    assert_eq!(removed.status, ImageStatus::Done);
+    assert_eq!(removed.thumbnail, Some(thumbnail()));
+    assert_eq!(stored(store, second.id).await.original_removed_at, None);
+}
+
 /// A worker that stops during an attempt hands the job back: however often, no attempt is
 /// counted against the image, which is `queued` again for the next worker.
 pub async fn a_handed_back_attempt_does_not_count(store: &dyn ImageStore) {
@@ -234,6 +274,7 @@ macro_rules! image_store_suite {
                 a_done_image_stays_done,
                 a_handed_back_attempt_does_not_count,
                 unfinished_images_are_listed_by_age,
+                originals_of_images_done_long_ago_are_listed_until_removed,
             );
         }
     };

@@ -9,6 +9,7 @@ pub const API: &[&str] = &[
     "images.blob_secret_access_key",
     "images.blob_timeout_ms",
     "images.blob_url",
+    "images.delete_originals_after",
     "images.max_concurrent_uploads",
     "images.max_pixels",
     "images.max_upload_bytes",

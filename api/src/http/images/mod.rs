@@ -71,12 +71,13 @@ pub async fn remove(
     }))
 }
 
-/// The uploaded file as it was sent.
+/// The uploaded file as it was sent; 410 once removed (`images.delete_originals_after`).
 #[utoipa::path(get, path = "/images/{id}/original", tag = "images",
     operation_id = "getOriginal", params(ImagePath),
     responses(
         (status = 200, description = "The file, with its type, an ETag and cache headers"),
         (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 410, description = "Removed a while after its thumbnail was made", body = ErrorBody),
         IdErrors,
     ))]
 pub async fn original(
@@ -85,6 +86,12 @@ pub async fn original(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image = find(&state, id).await?;
+    if let Some(removed) = image.original_removed_at {
+        return Err(ApiError::Gone(format!(
+            "the original was removed at {} (images.delete_originals_after); the thumbnail is kept",
+            crate::orders::to_rfc3339_millis(&removed)
+        )));
+    }
     serve_file(
         &state,
         BlobKey::Original(image.id),

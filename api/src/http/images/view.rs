@@ -77,7 +77,9 @@ impl From<Picture> for PictureView {
 pub struct Links {
     #[serde(rename = "self")]
     pub this: String,
-    pub original: String,
+    /// Absent once the original was removed (`original_removed_at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     /// Present once the thumbnail is ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
@@ -100,6 +102,10 @@ pub struct ImageView {
     #[schema(example = "2026-11-22T13:45:00.123Z")]
     pub created_at: String,
     pub updated_at: String,
+    /// When the original file was removed, a while after the thumbnail was made
+    /// (`images.delete_originals_after`); `null` while it is kept.
+    #[schema(example = json!(null))]
+    pub original_removed_at: Option<String>,
     pub links: Links,
 }
 
@@ -117,8 +123,12 @@ impl From<&Image> for ImageView {
             error: image.error.clone(),
             created_at: shown(&image.created_at),
             updated_at: shown(&image.updated_at),
+            original_removed_at: image.original_removed_at.as_ref().map(shown),
             links: Links {
-                original: format!("{this}/original"),
+                original: image
+                    .original_removed_at
+                    .is_none()
+                    .then(|| format!("{this}/original")),
                 thumbnail: done.then(|| format!("{this}/thumbnail")),
                 this,
             },

@@ -34,6 +34,7 @@ fn to_document(image: &Image) -> Document {
         "error": image.error.clone(),
         "created_at": stamp(image.created_at),
         "updated_at": stamp(image.updated_at),
+        "original_removed_at": image.original_removed_at.map(stamp),
     }
 }
 
@@ -89,6 +90,7 @@ fn from_document(document: &Document) -> Result<Image, StoreError> {
         error: document.get_str("error").ok().map(str::to_owned),
         created_at,
         updated_at: time(document.get("updated_at")).unwrap_or(created_at),
+        original_removed_at: time(document.get("original_removed_at")),
     })
 }
 
@@ -156,29 +158,42 @@ impl ImageStore for MongoStore {
         before: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<ImageId>, StoreError> {
-        let documents: Vec<Document> = self
-            .images
-            .find(doc! {
+        self.ids_by_age(
+            doc! {
                 "status": { "$in": ["queued", "processing"] },
                 "updated_at": { "$lt": stamp(before) },
-            })
-            .sort(doc! { "updated_at": 1 })
-            .limit(i64::from(limit))
-            .projection(doc! { "_id": 1 })
+            },
+            limit,
+        )
+        .await
+    }
+
+    async fn originals_done_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError> {
+        // `null` matches a missing field too: records written before retention existed.
+        self.ids_by_age(
+            doc! {
+                "status": "done",
+                "updated_at": { "$lt": stamp(before) },
+                "original_removed_at": Bson::Null,
+            },
+            limit,
+        )
+        .await
+    }
+
+    async fn original_removed(&self, id: ImageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.images
+            .update_one(
+                doc! { "_id": id.to_string(), "original_removed_at": Bson::Null },
+                doc! { "$set": { "original_removed_at": stamp(at) } },
+            )
             .await
-            .map_err(map_error)?
-            .try_collect()
-            .await
-            .map_err(map_error)?;
-        documents
-            .iter()
-            .map(|d| {
-                d.get_str("_id")
-                    .ok()
-                    .and_then(|id| ImageId::parse(id).ok())
-                    .ok_or_else(|| corrupt("a bad _id"))
-            })
-            .collect()
+            .map(drop)
+            .map_err(map_error)
     }
 
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {
@@ -221,5 +236,31 @@ impl ImageStore for MongoStore {
             .await
             .map(drop)
             .map_err(map_error)
+    }
+}
+
+impl MongoStore {
+    /// The ids of up to `limit` images matching `filter`, least recently updated first.
+    async fn ids_by_age(&self, filter: Document, limit: u32) -> Result<Vec<ImageId>, StoreError> {
+        let documents: Vec<Document> = self
+            .images
+            .find(filter)
+            .sort(doc! { "updated_at": 1 })
+            .limit(i64::from(limit))
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(map_error)?
+            .try_collect()
+            .await
+            .map_err(map_error)?;
+        documents
+            .iter()
+            .map(|d| {
+                d.get_str("_id")
+                    .ok()
+                    .and_then(|id| ImageId::parse(id).ok())
+                    .ok_or_else(|| corrupt("a bad _id"))
+            })
+            .collect()
     }
 }

@@ -11,7 +11,7 @@ use crate::store::{ImageStore, StoreError};
 
 const COLUMNS: &str = "id, status, original_format, original_width, original_height, \
     original_bytes, thumbnail_format, thumbnail_width, thumbnail_height, thumbnail_bytes, \
-    attempts, error, created_at, updated_at";
+    attempts, error, created_at, updated_at, original_removed_at";
 
 fn read_image(row: &Row<'_>) -> rusqlite::Result<Image> {
     let format = |index: usize| -> rusqlite::Result<Option<ImageFormat>> {
@@ -44,6 +44,10 @@ fn read_image(row: &Row<'_>) -> rusqlite::Result<Image> {
         error: row.get(11)?,
         created_at: time(row, 12)?,
         updated_at: time(row, 13)?,
+        original_removed_at: match row.get_ref(14)? {
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(time(row, 14)?),
+        },
     })
 }
 
@@ -51,7 +55,7 @@ fn insert_row(conn: &Connection, image: &Image) -> rusqlite::Result<()> {
     let thumbnail = image.thumbnail;
     conn.prepare_cached(&format!(
         "INSERT INTO images ({COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
     ))?
     .execute(params![
         image.id.to_string(),
@@ -68,6 +72,7 @@ fn insert_row(conn: &Connection, image: &Image) -> rusqlite::Result<()> {
         image.error,
         timestamp(&image.created_at),
         timestamp(&image.updated_at),
+        image.original_removed_at.as_ref().map(timestamp),
     ])
     .map(drop)
 }
@@ -160,6 +165,41 @@ impl ImageStore for SqliteStore {
         ids.iter()
             .map(|id| ImageId::parse(id).map_err(|e| StoreError::Internal(anyhow::anyhow!(e))))
             .collect()
+    }
+
+    async fn originals_done_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ImageId>, StoreError> {
+        let ids: Vec<String> = self
+            .pool
+            .run::<_, StoreError, _>(move |conn| {
+                conn.prepare_cached(
+                    "SELECT id FROM images
+                     WHERE status = 'done' AND updated_at < ?1 AND original_removed_at IS NULL
+                     ORDER BY updated_at LIMIT ?2",
+                )?
+                .query_map(params![timestamp(&before), limit], |row| row.get(0))?
+                .collect()
+            })
+            .await?;
+        ids.iter()
+            .map(|id| ImageId::parse(id).map_err(|e| StoreError::Internal(anyhow::anyhow!(e))))
+            .collect()
+    }
+
+    async fn original_removed(&self, id: ImageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.pool
+            .run(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE images SET original_removed_at = ?2
+                     WHERE id = ?1 AND original_removed_at IS NULL",
+                )?
+                .execute(params![id.to_string(), timestamp(&at)])
+            })
+            .await
+            .map(drop)
     }
 
     async fn end_attempt(&self, id: ImageId, end: &AttemptEnd) -> Result<(), StoreError> {

@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX images_by_status_and_age ON images (status, updated_at);
 "#,
+    r#"
+    ALTER TABLE images ADD COLUMN original_removed_at TEXT;
+"#,
 ];
 
 pub struct SqliteStore {
