@@ -500,6 +500,54 @@ async fn twenty_concurrent_downloads_of_a_20_mb_original_are_streamed() {
     );
 }
 
+/// Uploads stream on to the blob store as they arrive: a 200 MB upload (a PNG header, then
+/// padding) raises the replica's peak memory by less than 48 MB, and is stored whole.
+#[tokio::test]
+async fn a_200_mb_upload_streams_to_the_blob_store_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = Api::start(
+        dir.path(),
+        "api-upload",
+        &[
+            ("APP__STORE__URI", sqlite_uri(dir.path())),
+            ("APP__IMAGES__MAX_UPLOAD_BYTES", "250000000".into()),
+            (
+                "APP__IMAGES__BLOB_URL",
+                dir.path().join("blobs").display().to_string(),
+            ),
+        ],
+    );
+    let mut file = pictures::png_declaring(64, 64);
+    file.resize(200_000_000, 0x5a);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let pid = process.process.pid();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = memory(pid, "VmRSS:");
+    let accepted = http
+        .post(process.url("/images"))
+        .multipart(pictures::form(&file, "big.png"))
+        .fetch_json()
+        .await;
+    let growth = memory(pid, "VmHWM:").saturating_sub(before);
+    assert!(
+        growth < 48 * 1024 * 1024,
+        "one 200 MB upload grew the replica by {} MiB",
+        growth / 1024 / 1024
+    );
+    let id = accepted["job_id"].as_str().expect("accepted");
+    let stored = http
+        .get(process.url(&format!("/images/{id}/original")))
+        .fetch()
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(stored == file, "the stored file differs");
+}
+
 /// A tmpfs of a few MB mounted for one test, unmounted when dropped. `None` (and a loud line)
 /// where this process may not mount.
 struct TinyDisk {

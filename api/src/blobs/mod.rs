@@ -106,25 +106,31 @@ impl BlobStore {
     pub async fn open(settings: &ImageSettings) -> Result<Self, BlobError> {
         let location = BlobLocation::parse(&settings.blob_url)
             .map_err(|why| BlobError::Unavailable(format!("images.blob_url {why}")))?;
-        let blobs = match location {
-            BlobLocation::Folder(folder) => Self::folder(&folder)?,
-            BlobLocation::S3(s3) => Self::s3(&s3, settings)?,
-        };
-        if blobs.description.starts_with("s3://") {
-            match blobs
-                .store
-                .head(&blobs.prefix.clone().join("readiness-probe"))
-                .await
-            {
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => match BlobError::from(error) {
-                    denied @ BlobError::Denied(_) => return Err(denied),
-                    other => tracing::warn!(blobs = %blobs.description, error = %other,
-                        "the blob store did not answer at start; uploads will fail until it does"),
-                },
+        match location {
+            BlobLocation::Folder(folder) => Self::folder(&folder),
+            BlobLocation::S3(s3) => {
+                let blobs = Self::s3(&s3, settings)?;
+                blobs.check_credentials().await?;
+                Ok(blobs)
             }
         }
-        Ok(blobs)
+    }
+
+    /// Asks for a key that is not there: refused credentials are an error; an unreachable
+    /// bucket only a warning.
+    async fn check_credentials(&self) -> Result<(), BlobError> {
+        let probe = self.prefix.clone().join("readiness-probe");
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => match BlobError::from(error) {
+                denied @ BlobError::Denied(_) => Err(denied),
+                other => {
+                    tracing::warn!(blobs = %self.description, error = %other,
+                        "the blob store did not answer at start; uploads will fail until it does");
+                    Ok(())
+                }
+            },
+        }
     }
 
     /// Files under a local folder, each written aside, flushed to disk and renamed into place:
