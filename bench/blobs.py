@@ -92,8 +92,9 @@ def worker_durations(log):
 def measure(kind, env, pictures, repeat, admin, work):
     api = Server([str(RELEASE / "api")], env=env, cwd=work)
     worker_log = Path(work) / f"worker-{kind}.log"
+    # JSON lines from the worker, whose "thumbnail done" lines carry each job's duration.
     worker_process = subprocess.Popen([str(RELEASE / "worker")], cwd=work,
-                                      env={**os.environ, **env},
+                                      env={**os.environ, **env, "APP__LOG__FORMAT": "json"},
                                       stdout=open(worker_log, "w"), stderr=subprocess.STDOUT)
     results = {}
     try:
@@ -164,8 +165,7 @@ def main():
         try:
             s3 = dict(line.removeprefix("export ").split("=", 1)
                       for line in (garage / "env").read_text().splitlines())
-            common = {"APP__SERVER__LISTEN": "127.0.0.1:0", "APP__LOG__FORMAT": "json",
-                      "APP__WORKER__CONCURRENCY": "1", "APP__QUEUE__RETRY_BASE_MS": "50",
+            common = {"APP__SERVER__LISTEN": "127.0.0.1:0", "APP__WORKER__CONCURRENCY": "1", "APP__QUEUE__RETRY_BASE_MS": "50",
                       "APP__STORE__URI": f"sqlite://{work}/orders.db"}
             folder = measure("folder", {**common, "APP__IMAGES__BLOB_URL": f"{work}/blobs"},
                              pictures, args.repeat, None, work)
