@@ -3,8 +3,8 @@ api and one worker (release builds, SQLite store and queue) with `images.blob_ur
 a bucket on a local Garage (infra/s3-test-server, loopback: no network latency, so the figures
 are our code's and the protocol's, not a data centre's).
 
-Per picture (a ~1.6 MB JPEG, sent in one request; a ~7 MB JPEG, past one 5 MiB part, sent as a
-multipart upload) and store, --repeat uploads one after another, each followed to `done`:
+Per picture (a ~1.6 MB JPEG, stored in one request; a ~7 MB JPEG, past one 5 MiB part, stored
+as a multipart upload) and store, --repeat uploads one after another, each followed to `done`:
 - upload: the POST's time, client side (multipart body read, header checked, file stored,
   record written, job queued);
 - thumbnail: the worker's time for the job (`duration_us` of its "thumbnail done" line: read the
@@ -157,7 +157,8 @@ def main():
     subprocess.run([str(ROOT / "infra" / "setup"), "bench"], check=True)
     subprocess.run([str(ROOT / "infra" / "setup"), "test"], check=True)
     build("-p", "api", "--bin", "api", "--bin", "worker")
-    pictures = {"1.6 MB JPEG": picture(1000, 750), "7 MB JPEG": picture(2100, 1600)}
+    made = [picture(1550, 1160), picture(3300, 2400)]
+    pictures = {f"{len(data) / 1e6:.1f} MB JPEG": data for data in made}
     sizes = {name: len(data) for name, data in pictures.items()}
     with tempfile.TemporaryDirectory() as work:
         garage = Path(work) / "garage"
