@@ -109,6 +109,19 @@ pub struct LimitSettings {
     pub linger_bytes: u64,
     /// Largest request header block, in bytes (431 above).
     pub max_header_bytes: usize,
+    /// Requests per second one client may make on average (a token bucket refilled at this
+    /// rate); past it, 429 with `Retry-After`. 0: no limit.
+    pub client_rate_per_second: u32,
+    /// Requests one client may make at once before the rate applies (the bucket's size).
+    pub client_burst: u32,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client; behind
+    /// one, every request would otherwise count as the proxy's. (`default`: the settings
+    /// loader drops an empty list.)
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests in flight through this balancer at once; past it, 503 with `Retry-After: 1`.
+    /// 0: no cap.
+    pub max_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -147,6 +160,10 @@ impl Default for Settings {
                 max_body_bytes: 20 * 1024 * 1024,
                 linger_bytes: 64 * 1024 * 1024,
                 max_header_bytes: 16 * 1024,
+                client_rate_per_second: 0,
+                client_burst: 0,
+                trusted_proxies: Vec::new(),
+                max_in_flight: 0,
             },
             access_log: AccessLogSettings { path: "-".into() },
             log: LogSettings::default(),

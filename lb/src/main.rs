@@ -3,6 +3,7 @@
 
 mod access_log;
 mod config;
+mod limits;
 mod metrics;
 mod proxy;
 mod slow_clients;
@@ -22,6 +23,7 @@ use pingora::services::listening::Service;
 
 use crate::access_log::{AccessLog, Destination};
 use crate::config::{Settings, millis};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{Policy, Proxy};
 use crate::slow_clients::HeaderDeadline;
@@ -80,6 +82,12 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
         .map_err(|e| anyhow::anyhow!("opening access_log.path: {e}"))?;
     let proxy = Proxy {
         access_log,
+        limits: Limits::new(
+            settings.limits.client_rate_per_second,
+            settings.limits.client_burst,
+            settings.limits.trusted_proxies.clone(),
+            settings.limits.max_in_flight,
+        ),
         upstreams: upstreams.clone(),
         metrics: metrics.clone(),
         policy: Policy {

@@ -15,6 +15,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use service::request_id::{self, HEADER as REQUEST_ID};
 
 use crate::access_log::{AccessLog, Entry};
+use crate::limits::{Admitted, Limits, Refusal};
 use crate::metrics::Metrics;
 use crate::upstreams::Upstreams;
 
@@ -40,6 +41,7 @@ pub struct Policy {
 
 pub struct Proxy {
     pub access_log: Option<AccessLog>,
+    pub limits: Limits,
     pub upstreams: Arc<Upstreams>,
     pub metrics: Arc<Metrics>,
     pub policy: Policy,
@@ -52,6 +54,8 @@ pub struct Request {
     /// Replicas tried so far, the current one last.
     tried: Vec<SocketAddr>,
     body_bytes: u64,
+    /// Counts the request in flight until it ends.
+    admitted: Option<Admitted>,
 }
 
 impl Request {
@@ -89,10 +93,23 @@ fn header_bytes(request: &RequestHeader) -> usize {
 }
 
 async fn respond_json(session: &mut Session, status: u16, message: &str) -> Result<()> {
+    respond_json_after(session, status, message, None).await
+}
+
+/// A JSON error answer, with `Retry-After` when the client should come back later.
+async fn respond_json_after(
+    session: &mut Session,
+    status: u16,
+    message: &str,
+    retry_after_seconds: Option<u64>,
+) -> Result<()> {
     let body = Bytes::from(serde_json::json!({ "message": message }).to_string());
-    let mut header = ResponseHeader::build(status, Some(3))?;
+    let mut header = ResponseHeader::build(status, Some(4))?;
     header.insert_header("content-type", "application/json")?;
     header.insert_header("content-length", body.len().to_string())?;
+    if let Some(seconds) = retry_after_seconds {
+        header.insert_header("retry-after", seconds.to_string())?;
+    }
     session.set_keepalive(None);
     session
         .write_response_header(Box::new(header), false)
@@ -131,6 +148,7 @@ impl ProxyHttp for Proxy {
             id: String::new(),
             tried: Vec::new(),
             body_bytes: 0,
+            admitted: None,
         }
     }
 
@@ -150,6 +168,29 @@ impl ProxyHttp for Proxy {
                 id
             }
         };
+        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
+            let forwarded = session
+                .req_header()
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let client = self.limits.client(peer.ip(), forwarded);
+            match self.limits.admit(client) {
+                Ok(admitted) => ctx.admitted = Some(admitted),
+                Err(Refusal::TooFast {
+                    retry_after_seconds,
+                }) => {
+                    let message = "too many requests from this client, slow down";
+                    respond_json_after(session, 429, message, Some(retry_after_seconds)).await?;
+                    return Ok(true);
+                }
+                Err(Refusal::Busy) => {
+                    let message = "too many requests in flight, try again shortly";
+                    respond_json_after(session, 503, message, Some(1)).await?;
+                    return Ok(true);
+                }
+            }
+        }
         if header_bytes(session.req_header()) > self.policy.max_header_bytes {
             respond_json(session, 431, "request headers are too large").await?;
             return Ok(true);

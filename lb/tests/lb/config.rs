@@ -18,6 +18,10 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("health.path"), "{stderr}");
     let stderr = refused(&[("APP__RETRIES__MAX", "-1")]);
     assert!(stderr.contains("retries.max"), "{stderr}");
+    let stderr = refused(&[("APP__LIMITS__TRUSTED_PROXIES", "10.0.0.0/8,proxy.example")]);
+    assert!(stderr.contains("limits.trusted_proxies"), "{stderr}");
+    let stderr = refused(&[("APP__LIMITS__CLIENT_RATE_PER_SECOND", "fast")]);
+    assert!(stderr.contains("limits.client_rate_per_second"), "{stderr}");
 }
 
 /// The shipped local configuration loads; environment variables override its addresses, and an

@@ -6,4 +6,5 @@ mod balancer;
 mod config;
 mod failures;
 mod headers;
+mod limits;
 mod spread;
