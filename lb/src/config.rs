@@ -35,8 +35,12 @@ pub struct AccessLogSettings {
 pub struct ServerSettings {
     /// Where clients connect.
     pub listen: Vec<SocketAddr>,
-    /// Metrics (`/metrics`) and the balancer's own health (`/healthz`).
+    /// The admin server: metrics (`/metrics`), the balancer's own health (`/healthz`) and the
+    /// upstreams API (`/upstreams`, drain, enable). Keep it on loopback or a private address.
     pub admin_listen: SocketAddr,
+    /// A file holding a token the admin server then asks for (`Authorization: Bearer …`) on
+    /// everything but `/healthz`; empty: none asked.
+    pub admin_token_file: String,
     /// This balancer's name, in logs and metrics; also names its pid and upgrade files.
     pub instance: String,
     /// Worker threads of the proxy.
@@ -130,6 +134,7 @@ impl Default for Settings {
             server: ServerSettings {
                 listen: vec![SocketAddr::from(([127, 0, 0, 1], 8000))],
                 admin_listen: SocketAddr::from(([127, 0, 0, 1], 9000)),
+                admin_token_file: String::new(),
                 instance: "lb".into(),
                 threads: 2,
                 graceful_shutdown_timeout_seconds: 10,

@@ -1,7 +1,8 @@
 //! `lb`: the load balancer in front of the api replicas. `main` only wires services into a
-//! pingora `Server`: the proxy, the health check in the background, and the admin endpoint.
+//! pingora `Server`: the proxy, the health check in the background, and the admin server.
 
 mod access_log;
+mod admin;
 mod config;
 mod limits;
 mod metrics;
@@ -113,7 +114,20 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     for addr in &settings.server.listen {
         service.add_tcp(&addr.to_string());
     }
-    metrics::serve_admin(settings.server.admin_listen, metrics, upstreams)?;
+    let token = match settings.server.admin_token_file.as_str() {
+        "" => None,
+        file => {
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("server.admin_token_file: reading {file}: {e}"))?;
+            let token = token.trim().to_owned();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "server.admin_token_file: {file} is empty"
+            );
+            Some(token)
+        }
+    };
+    admin::serve(settings.server.admin_listen, metrics, upstreams, token)?;
     tracing::info!(
         listen = ?settings.server.listen,
         admin = %settings.server.admin_listen,

@@ -1,20 +1,14 @@
-//! Prometheus metrics of the balancer and the admin HTTP server that shows them.
+//! Prometheus metrics of the balancer (shown by the admin server, `admin.rs`).
 
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use service::metrics::{CONTENT_TYPE, latency_histogram};
+use service::metrics::latency_histogram;
 
 use crate::upstreams::Upstreams;
 
@@ -77,7 +71,7 @@ impl Metrics {
     }
 
     /// The metrics, with each upstream's health as the balancer sees it now.
-    fn show(&self, upstreams: &Upstreams) -> String {
+    pub fn show(&self, upstreams: &Upstreams) -> String {
         for (addr, ready) in upstreams.health() {
             self.healthy
                 .get_or_create(&UpstreamLabels {
@@ -87,44 +81,4 @@ impl Metrics {
         }
         self.encode()
     }
-}
-
-type AdminState = (Arc<Metrics>, Arc<Upstreams>);
-
-/// Serves `/metrics` and `/healthz` on `addr` from a thread of its own, apart from the proxy's
-/// runtime.
-pub fn serve_admin(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    upstreams: Arc<Upstreams>,
-) -> std::io::Result<()> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("building the admin runtime");
-            runtime.block_on(async move {
-                let listener =
-                    tokio::net::TcpListener::from_std(listener).expect("using the admin listener");
-                let router = Router::new()
-                    .route("/metrics", get(show_metrics))
-                    .route("/healthz", get(|| async { "ok\n" }))
-                    .with_state((metrics, upstreams));
-                if let Err(error) = axum::serve(listener, router).await {
-                    tracing::error!(%error, "the admin server stopped");
-                }
-            });
-        })?;
-    Ok(())
-}
-
-async fn show_metrics(State((metrics, upstreams)): State<AdminState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        metrics.show(&upstreams),
-    )
 }

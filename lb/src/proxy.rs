@@ -17,7 +17,7 @@ use service::request_id::{self, HEADER as REQUEST_ID};
 use crate::access_log::{AccessLog, Entry};
 use crate::limits::{Admitted, Limits, Refusal};
 use crate::metrics::Metrics;
-use crate::upstreams::Upstreams;
+use crate::upstreams::{InFlight, Upstreams};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded; `Transfer-Encoding` is pingora's to
 /// handle since it frames the body.
@@ -56,6 +56,8 @@ pub struct Request {
     body_bytes: u64,
     /// Counts the request in flight until it ends.
     admitted: Option<Admitted>,
+    /// Counts it in flight on the replica it is on.
+    on_upstream: Option<InFlight>,
 }
 
 impl Request {
@@ -149,6 +151,7 @@ impl ProxyHttp for Proxy {
             tried: Vec::new(),
             body_bytes: 0,
             admitted: None,
+            on_upstream: None,
         }
     }
 
@@ -235,6 +238,7 @@ impl ProxyHttp for Proxy {
             self.metrics.retried(addr);
         }
         ctx.tried.push(addr);
+        ctx.on_upstream = Some(self.upstreams.start(addr));
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(self.policy.connect_timeout);
         peer.options.read_timeout = Some(self.policy.read_timeout);
@@ -379,6 +383,8 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Request) {
+        // The replica is done with it (a drain waits for this), whatever lingering follows.
+        ctx.on_upstream = None;
         self.linger(session).await;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let duration = ctx.started.elapsed();

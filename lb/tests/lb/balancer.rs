@@ -132,7 +132,7 @@ impl Lb {
 }
 
 /// A trivial upstream: answers every request 200 with a small JSON body and keeps the request
-/// heads it received.
+/// heads it received; a request with `x-echo-delay-ms: N` is answered after N ms.
 pub struct Echo {
     pub addr: SocketAddr,
     pub heads: Arc<Mutex<Vec<String>>>,
@@ -179,7 +179,15 @@ fn serve_echo(mut stream: TcpStream, seen: &Mutex<Vec<String>>) {
                 break;
             }
             buffer.drain(..end + 4 + length);
+            let delay = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-echo-delay-ms")
+                    .then(|| value.trim().parse::<u64>().ok())?
+            });
             seen.lock().unwrap().push(head);
+            if let Some(ms) = delay {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
             let body = "{\"ok\":true}";
             let answer = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

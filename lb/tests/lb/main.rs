@@ -2,6 +2,7 @@
 //! trivial upstream that shows what reached it), all on 127.0.0.1.
 
 mod access_log;
+mod admin;
 mod balancer;
 mod config;
 mod failures;

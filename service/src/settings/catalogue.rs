@@ -75,6 +75,7 @@ pub const LB: &[&str] = &[
     "log.slow_request_ms",
     "retries.max",
     "server.admin_listen",
+    "server.admin_token_file",
     "server.graceful_shutdown_timeout_seconds",
     "server.instance",
     "server.listen",
