@@ -147,6 +147,127 @@ async fn the_main_command_runs_on_storage_for_several_machines() {
     mongo::drop_database(&uri, &database).await;
 }
 
+/// A rolling restart of every api replica (`infra/rolling-restart`: drain through lb's admin
+/// API, restart through the supervisor, wait for readiness, enable) under a steady load of GETs
+/// and POSTs without `Idempotency-Key` (which lb may not retry): every request answered 2xx.
+#[tokio::test]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    let data = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("APP__HEALTH__INTERVAL_MS", "300".to_owned()),
+        (
+            "APP__STORE__URI",
+            format!("sqlite://{}", data.path().join("orders.db").display()),
+        ),
+    ];
+    let stack = Stack::start(data.path(), &env);
+    stack.wait_until_serving();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let order = json!({
+        "product": "Laptop", "quantity": 1,
+        "customer_name": "John Doe", "customer_address": "123 Main St"
+    });
+    let created: Value = client
+        .post(stack.url("/orders"))
+        .json(&order)
+        .fetch_json()
+        .await;
+    let read_url = stack.url(&format!(
+        "/orders/{}",
+        created["order"]["_id"].as_str().unwrap()
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|worker| {
+            let (client, stop) = (client.clone(), stop.clone());
+            let (read_url, write_url, order) =
+                (read_url.clone(), stack.url("/orders"), order.clone());
+            tokio::spawn(async move {
+                let (mut answered, mut failed) = (0u32, Vec::new());
+                // Bounded: stops when told, or after 2,000 requests each.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && answered < 2000 {
+                    let request = if worker % 2 == 0 {
+                        client.get(&read_url)
+                    } else {
+                        client.post(&write_url).json(&order)
+                    };
+                    match request.send().await {
+                        Ok(response) if response.status().is_success() => {}
+                        Ok(response) => failed.push(response.status().to_string()),
+                        Err(error) => failed.push(error.to_string()),
+                    }
+                    answered += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (answered, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = [stack.pid_of("api-1"), stack.pid_of("api-2")];
+    let restart = tokio::task::spawn_blocking({
+        let data = data.path().to_owned();
+        let (base, admin) = (stack.replicas[0], stack.admin);
+        move || rolling_restart(&data, base, admin)
+    });
+    let output = restart.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answered, mut failed) = (0, Vec::new());
+    for task in load {
+        let (count, failures) = task.await.unwrap();
+        answered += count;
+        failed.extend(failures);
+    }
+    let after = [stack.pid_of("api-1"), stack.pid_of("api-2")];
+    assert!(
+        before
+            .iter()
+            .zip(&after)
+            .all(|(b, a)| b.is_some() && a.is_some() && b != a),
+        "every replica was restarted: {before:?} then {after:?}\n{output}"
+    );
+    eprintln!(
+        "rolling restart: {answered} requests during it, {} failed",
+        failed.len()
+    );
+    assert!(answered > 100, "only {answered} requests were sent");
+    assert!(
+        failed.is_empty(),
+        "{} of {answered} requests failed: {:?}\n{output}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+}
+
+/// `infra/rolling-restart` against the stack with its data in `data` (2 replicas from port
+/// `base`, lb's admin API on `admin`), bounded to 2 minutes; its output.
+fn rolling_restart(data: &std::path::Path, base: u16, admin: u16) -> String {
+    let output = std::process::Command::new("timeout")
+        .args(["120", "bash"])
+        .arg(harness::root().join("infra/rolling-restart"))
+        .current_dir(harness::root())
+        .env("STACK_DATA_DIR", data)
+        .env("API_REPLICAS", "2")
+        .env("API_BASE_PORT", base.to_string())
+        .env("LB_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the rolling restart failed:\n{text}"
+    );
+    text
+}
+
 /// An upload through `lb` is stored by a replica and resized by one of the stack's workers.
 async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stack) {
     let accepted = client

@@ -54,8 +54,14 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
-    /// The api replicas, `host:port`.
-    pub addresses: Vec<SocketAddr>,
+    /// The api replicas, `HOST:PORT`: an address, or a DNS name that gives one upstream per
+    /// address it resolves to (`api:8080` for a compose service).
+    pub addresses: Vec<String>,
+    /// A file of more replicas, one `HOST:PORT` per line (`#` comments), read again every
+    /// `resolve_interval_ms`: edit it to add or remove replicas without a restart. Empty: none.
+    pub file: String,
+    /// How often names are resolved and the file is read again.
+    pub resolve_interval_ms: u64,
     /// Idle connections kept open to the upstreams, in all.
     pub keepalive_pool_size: usize,
 }
@@ -141,7 +147,9 @@ impl Default for Settings {
                 run_dir: std::env::temp_dir(),
             },
             upstreams: UpstreamSettings {
-                addresses: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+                addresses: vec!["127.0.0.1:8080".into()],
+                file: String::new(),
+                resolve_interval_ms: 5000,
                 keepalive_pool_size: 256,
             },
             health: HealthSettings {
@@ -184,8 +192,25 @@ impl Settings {
         if self.server.listen.is_empty() {
             return fail("server.listen", "needs at least one address");
         }
-        if self.upstreams.addresses.is_empty() {
-            return fail("upstreams.addresses", "needs at least one api replica");
+        if self.upstreams.addresses.is_empty() && self.upstreams.file.is_empty() {
+            return fail(
+                "upstreams.addresses",
+                "needs at least one api replica (or upstreams.file)",
+            );
+        }
+        if let Some(bad) = self
+            .upstreams
+            .addresses
+            .iter()
+            .find(|entry| !crate::discovery::is_host_port(entry))
+        {
+            return fail(
+                "upstreams.addresses",
+                &format!("{bad:?} is not HOST:PORT (an address or a DNS name, and a port)"),
+            );
+        }
+        if self.upstreams.resolve_interval_ms == 0 {
+            return fail("upstreams.resolve_interval_ms", "must be at least 1 ms");
         }
         if self.server.threads == 0 {
             return fail("server.threads", "must be at least 1");

@@ -4,6 +4,7 @@
 mod access_log;
 mod admin;
 mod config;
+mod discovery;
 mod limits;
 mod metrics;
 mod proxy;
@@ -14,9 +15,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use pingora::http::RequestHeader;
-use pingora::lb::LoadBalancer;
 use pingora::lb::health_check::HttpHealthCheck;
 use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backends, LoadBalancer};
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
@@ -24,6 +25,7 @@ use pingora::services::listening::Service;
 
 use crate::access_log::{AccessLog, Destination};
 use crate::config::{Settings, millis};
+use crate::discovery::{Discovery, FirstPass, Passed};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{Policy, Proxy};
@@ -63,18 +65,35 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut balancer = LoadBalancer::<RoundRobin>::try_from_iter(&settings.upstreams.addresses)?;
+    let passed = Passed::default();
+    let file = match settings.upstreams.file.as_str() {
+        "" => None,
+        file => Some(file.into()),
+    };
+    let discovery = Discovery::new(settings.upstreams.addresses.clone(), file, passed.clone());
+    let mut balancer =
+        LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
+    // Found once now, so that the first requests find the replicas; then every interval.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(balancer.update())?;
+    balancer.update_frequency = Some(millis(settings.upstreams.resolve_interval_ms));
     let mut check = HttpHealthCheck::new("localhost", false);
     check.req = RequestHeader::build("GET", settings.health.path.as_bytes(), None)?;
     check.req.insert_header("host", "localhost")?;
     check.peer_template.options.connection_timeout = Some(millis(settings.health.timeout_ms));
     check.peer_template.options.read_timeout = Some(millis(settings.health.timeout_ms));
-    balancer.set_health_check(Box::new(check));
+    balancer.set_health_check(Box::new(FirstPass {
+        check,
+        passed: passed.clone(),
+    }));
     balancer.health_check_frequency = Some(millis(settings.health.interval_ms));
     balancer.parallel_health_check = true;
     let health = background_service("health check", balancer);
     let upstreams = Arc::new(Upstreams::new(
         health.task(),
+        passed,
         millis(settings.health.failure_cooldown_ms),
     ));
 
@@ -132,6 +151,7 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
         listen = ?settings.server.listen,
         admin = %settings.server.admin_listen,
         upstreams = ?settings.upstreams.addresses,
+        upstreams_file = %settings.upstreams.file,
         "listening on http://{}",
         settings.server.listen[0]
     );

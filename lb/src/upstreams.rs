@@ -13,8 +13,12 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, LoadBalancer};
 use serde::Serialize;
 
+use crate::discovery::Passed;
+
 pub struct Upstreams {
     balancer: Arc<LoadBalancer<RoundRobin>>,
+    /// Upstreams whose health check has passed since they appeared: only those take traffic.
+    passed: Passed,
     /// Replicas that failed, and until when they are avoided.
     benched: Mutex<HashMap<SocketAddr, Instant>>,
     cooldown: Duration,
@@ -56,9 +60,14 @@ pub struct UpstreamView {
 }
 
 impl Upstreams {
-    pub fn new(balancer: Arc<LoadBalancer<RoundRobin>>, cooldown: Duration) -> Self {
+    pub fn new(
+        balancer: Arc<LoadBalancer<RoundRobin>>,
+        passed: Passed,
+        cooldown: Duration,
+    ) -> Self {
         Self {
             balancer,
+            passed,
             benched: Mutex::new(HashMap::new()),
             cooldown,
             stats: RwLock::new(HashMap::new()),
@@ -75,6 +84,10 @@ impl Upstreams {
             .entry(addr)
             .or_default()
             .clone()
+    }
+
+    fn passed(&self, addr: &SocketAddr) -> bool {
+        self.passed.read().expect("never poisoned").contains(addr)
     }
 
     fn draining(&self, addr: &SocketAddr) -> bool {
@@ -128,6 +141,7 @@ impl Upstreams {
                 return false;
             };
             ready
+                && self.passed(addr)
                 && !tried.contains(addr)
                 && !self.draining(addr)
                 && (allow_benched || !benched(addr))
@@ -166,6 +180,7 @@ impl Upstreams {
             .filter_map(|backend| {
                 let addr = *backend.addr.as_inet()?;
                 let ready = self.balancer.backends().ready(backend)
+                    && self.passed(&addr)
                     && benched.get(&addr).is_none_or(|until| *until <= now)
                     && !self.draining(&addr);
                 Some((addr, ready))
@@ -190,7 +205,7 @@ impl Upstreams {
                 let stats = self.stats(address);
                 Some(UpstreamView {
                     address,
-                    healthy: self.balancer.backends().ready(backend),
+                    healthy: self.balancer.backends().ready(backend) && self.passed(&address),
                     benched: benched.get(&address).is_some_and(|until| *until > now),
                     draining: stats.draining.load(Ordering::Relaxed),
                     in_flight: stats.in_flight.load(Ordering::Relaxed),

@@ -5,6 +5,7 @@ mod access_log;
 mod admin;
 mod balancer;
 mod config;
+mod discovery;
 mod failures;
 mod headers;
 mod limits;

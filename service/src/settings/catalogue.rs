@@ -90,5 +90,7 @@ pub const LB: &[&str] = &[
     "timeouts.upstream_read_ms",
     "timeouts.upstream_write_ms",
     "upstreams.addresses",
+    "upstreams.file",
     "upstreams.keepalive_pool_size",
+    "upstreams.resolve_interval_ms",
 ];
