@@ -20,7 +20,30 @@ pub struct Settings {
     pub retries: RetrySettings,
     pub limits: LimitSettings,
     pub access_log: AccessLogSettings,
+    pub tls: TlsSection,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// HTTPS listeners; empty: no TLS. (`default`: the settings loader drops an empty list.)
+    #[serde(default)]
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain and private key; read again when either file changes.
+    pub cert_file: String,
+    pub key_file: String,
+    /// Plain-HTTP requests are answered 308 to the same URL on HTTPS, except ACME HTTP-01
+    /// challenges (`/.well-known/acme-challenge/…`).
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security: max-age=N` on HTTPS answers; 0: not sent.
+    pub hsts_max_age_seconds: u64,
+    /// ACME HTTP-01 challenges answered from this folder (`certbot certonly --webroot -w DIR`);
+    /// empty: not answered here.
+    pub acme_challenge_dir: String,
+    /// ACME HTTP-01 challenges proxied to this address (`certbot --standalone
+    /// --http-01-port 8888`), when no folder is set; empty: none.
+    pub acme_challenge_upstream: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +202,15 @@ impl Default for Settings {
                 max_in_flight: 0,
             },
             access_log: AccessLogSettings { path: "-".into() },
+            tls: TlsSection {
+                listen: Vec::new(),
+                cert_file: String::new(),
+                key_file: String::new(),
+                redirect_http: false,
+                hsts_max_age_seconds: 0,
+                acme_challenge_dir: String::new(),
+                acme_challenge_upstream: String::new(),
+            },
             log: LogSettings::default(),
         }
     }
@@ -236,6 +268,29 @@ impl Settings {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return fail("server.instance", "letters, digits, - and _ only");
+        }
+        if !self.tls.listen.is_empty()
+            && (self.tls.cert_file.is_empty() || self.tls.key_file.is_empty())
+        {
+            return fail(
+                "tls.cert_file",
+                "HTTPS (tls.listen) needs a certificate and a key file",
+            );
+        }
+        if self.tls.redirect_http && self.tls.listen.is_empty() {
+            return fail("tls.redirect_http", "needs an HTTPS listener (tls.listen)");
+        }
+        if !self.tls.acme_challenge_upstream.is_empty()
+            && self
+                .tls
+                .acme_challenge_upstream
+                .parse::<SocketAddr>()
+                .is_err()
+        {
+            return fail(
+                "tls.acme_challenge_upstream",
+                "must be HOST:PORT, an address",
+            );
         }
         if let Err(why) = crate::access_log::check(&self.access_log.path) {
             return fail("access_log.path", &why);

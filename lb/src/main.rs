@@ -9,8 +9,10 @@ mod limits;
 mod metrics;
 mod proxy;
 mod slow_clients;
+mod tls;
 mod upstreams;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -28,8 +30,9 @@ use crate::config::{Settings, millis};
 use crate::discovery::{Discovery, FirstPass, Passed};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::proxy::{Policy, Proxy};
+use crate::proxy::{Policy, Proxy, TlsPolicy};
 use crate::slow_clients::HeaderDeadline;
+use crate::tls::ReloadingCertificate;
 use crate::upstreams::Upstreams;
 
 fn main() -> ExitCode {
@@ -100,8 +103,20 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     let metrics = Arc::new(Metrics::new(instance));
     let access_log = AccessLog::open(&Destination::parse(&settings.access_log.path))
         .map_err(|e| anyhow::anyhow!("opening access_log.path: {e}"))?;
+    let tls = &settings.tls;
+    let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
     let proxy = Proxy {
         access_log,
+        tls: TlsPolicy {
+            redirect_to_port: tls
+                .redirect_http
+                .then(|| tls.listen.first().map(SocketAddr::port))
+                .flatten(),
+            hsts: (tls.hsts_max_age_seconds > 0)
+                .then(|| format!("max-age={}", tls.hsts_max_age_seconds)),
+            acme_dir: non_empty(&tls.acme_challenge_dir).map(Into::into),
+            acme_upstream: tls.acme_challenge_upstream.parse().ok(),
+        },
         limits: Limits::new(
             settings.limits.client_rate_per_second,
             settings.limits.client_burst,
@@ -133,6 +148,16 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     for addr in &settings.server.listen {
         service.add_tcp(&addr.to_string());
     }
+    if !tls.listen.is_empty() {
+        let certificate =
+            ReloadingCertificate::watch(tls.cert_file.clone().into(), tls.key_file.clone().into())
+                .map_err(|e| anyhow::anyhow!(e))?;
+        for addr in &tls.listen {
+            let mut accept = pingora::listeners::tls::TlsSettings::intermediate("", "")?;
+            accept.set_cert_resolver(certificate.clone());
+            service.add_tls_with_settings(&addr.to_string(), None, accept);
+        }
+    }
     let token = match settings.server.admin_token_file.as_str() {
         "" => None,
         file => {
@@ -150,6 +175,7 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     tracing::info!(
         listen = ?settings.server.listen,
         admin = %settings.server.admin_listen,
+        https = ?settings.tls.listen,
         upstreams = ?settings.upstreams.addresses,
         upstreams_file = %settings.upstreams.file,
         "listening on http://{}",

@@ -39,8 +39,20 @@ pub struct Policy {
     pub slow_request: Duration,
 }
 
+/// What TLS changes for a request (`tls` settings).
+pub struct TlsPolicy {
+    /// Plain-HTTP requests are redirected to HTTPS on this port.
+    pub redirect_to_port: Option<u16>,
+    /// The `Strict-Transport-Security` value for HTTPS answers.
+    pub hsts: Option<String>,
+    /// Where ACME HTTP-01 challenges are answered from, or proxied to.
+    pub acme_dir: Option<std::path::PathBuf>,
+    pub acme_upstream: Option<SocketAddr>,
+}
+
 pub struct Proxy {
     pub access_log: Option<AccessLog>,
+    pub tls: TlsPolicy,
     pub limits: Limits,
     pub upstreams: Arc<Upstreams>,
     pub metrics: Arc<Metrics>,
@@ -58,6 +70,10 @@ pub struct Request {
     admitted: Option<Admitted>,
     /// Counts it in flight on the replica it is on.
     on_upstream: Option<InFlight>,
+    /// It came over TLS.
+    secure: bool,
+    /// An ACME challenge for `tls.acme_challenge_upstream`.
+    acme: bool,
 }
 
 impl Request {
@@ -94,6 +110,30 @@ fn header_bytes(request: &RequestHeader) -> usize {
         + request.uri.authority().map_or(0, |a| a.as_str().len())
 }
 
+/// A redirect to the same URL on HTTPS.
+async fn respond_redirect(session: &mut Session, location: &str) -> Result<()> {
+    let body = Bytes::from(serde_json::json!({ "message": "use HTTPS" }).to_string());
+    let mut header = ResponseHeader::build(308, Some(3))?;
+    header.insert_header("location", location)?;
+    header.insert_header("content-type", "application/json")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// An ACME challenge's answer: the token file's bytes, as certbot's webroot wrote them.
+async fn respond_text(session: &mut Session, body: Vec<u8>) -> Result<()> {
+    let mut header = ResponseHeader::build(200, Some(2))?;
+    header.insert_header("content-type", "text/plain")?;
+    header.insert_header("content-length", body.len().to_string())?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body.into()), true).await
+}
+
 async fn respond_json(session: &mut Session, status: u16, message: &str) -> Result<()> {
     respond_json_after(session, status, message, None).await
 }
@@ -120,6 +160,49 @@ async fn respond_json_after(
 }
 
 impl Proxy {
+    /// Plain HTTP only: an ACME challenge answered from the folder (or marked for its
+    /// upstream), anything else redirected to HTTPS when so configured. `true` when answered.
+    async fn plain_http(&self, session: &mut Session, ctx: &mut Request) -> Result<bool> {
+        let path = session.req_header().uri.path();
+        if path.starts_with(crate::tls::ACME_PREFIX) {
+            if let Some(dir) = &self.tls.acme_dir {
+                let file = crate::tls::acme_token(path).map(|token| dir.join(token));
+                match file.map(std::fs::read) {
+                    Some(Ok(body)) => respond_text(session, body).await?,
+                    _ => respond_json(session, 404, "no such challenge").await?,
+                }
+                return Ok(true);
+            }
+            if self.tls.acme_upstream.is_some() {
+                ctx.acme = true;
+                return Ok(false);
+            }
+        }
+        let Some(port) = self.tls.redirect_to_port else {
+            return Ok(false);
+        };
+        let request = session.req_header();
+        let host = request
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri.host())
+            .unwrap_or("localhost");
+        // The host without its port (an IPv6 literal keeps its brackets).
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        let location = if port == 443 {
+            format!("https://{name}{target}")
+        } else {
+            format!("https://{name}:{port}{target}")
+        };
+        respond_redirect(session, &location).await?;
+        Ok(true)
+    }
+
     /// Lingering close (nginx's `lingering_close`): the answer is out, but the client may still
     /// be sending a body nobody read (a 413, an early answer of the api). Closing now would
     /// reset the connection under a client that writes everything before reading, and it would
@@ -152,6 +235,8 @@ impl ProxyHttp for Proxy {
             body_bytes: 0,
             admitted: None,
             on_upstream: None,
+            secure: false,
+            acme: false,
         }
     }
 
@@ -171,6 +256,12 @@ impl ProxyHttp for Proxy {
                 id
             }
         };
+        ctx.secure = session
+            .digest()
+            .is_some_and(|digest| digest.ssl_digest.is_some());
+        if !ctx.secure && self.plain_http(session, ctx).await? {
+            return Ok(true);
+        }
         if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
             let forwarded = session
                 .req_header()
@@ -231,6 +322,11 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut Request,
     ) -> Result<Box<HttpPeer>> {
+        if ctx.acme
+            && let Some(addr) = self.tls.acme_upstream
+        {
+            return Ok(Box::new(HttpPeer::new(addr, false, String::new())));
+        }
         let Some(addr) = self.upstreams.select(&ctx.tried) else {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no api replica is available");
         };
@@ -251,7 +347,7 @@ impl ProxyHttp for Proxy {
         &self,
         session: &mut Session,
         upstream: &mut RequestHeader,
-        _ctx: &mut Request,
+        ctx: &mut Request,
     ) -> Result<()> {
         // pingora's remove_header also rewrites its case-preserving name map: only call it for
         // headers that are there (the profile showed the blind removals at ~8% of a request).
@@ -280,7 +376,8 @@ impl ProxyHttp for Proxy {
             };
             upstream.insert_header("x-forwarded-for", forwarded)?;
         }
-        upstream.insert_header("x-forwarded-proto", "http")?;
+        let scheme = if ctx.secure { "https" } else { "http" };
+        upstream.insert_header("x-forwarded-proto", scheme)?;
         Ok(())
     }
 
@@ -292,6 +389,11 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         if !response.headers.contains_key(REQUEST_ID) {
             response.insert_header(REQUEST_ID, &ctx.id)?;
+        }
+        if ctx.secure
+            && let Some(hsts) = &self.tls.hsts
+        {
+            response.insert_header("strict-transport-security", hsts)?;
         }
         Ok(())
     }

@@ -22,6 +22,12 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("limits.trusted_proxies"), "{stderr}");
     let stderr = refused(&[("APP__LIMITS__CLIENT_RATE_PER_SECOND", "fast")]);
     assert!(stderr.contains("limits.client_rate_per_second"), "{stderr}");
+    let stderr = refused(&[("APP__TLS__LISTEN", "127.0.0.1:8443")]);
+    assert!(stderr.contains("tls.cert_file"), "{stderr}");
+    let stderr = refused(&[("APP__TLS__REDIRECT_HTTP", "true")]);
+    assert!(stderr.contains("tls.redirect_http"), "{stderr}");
+    let stderr = refused(&[("APP__UPSTREAMS__ADDRESSES", "api:http")]);
+    assert!(stderr.contains("upstreams.addresses"), "{stderr}");
 }
 
 /// The shipped local configuration loads; environment variables override its addresses, and an

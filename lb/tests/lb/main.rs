@@ -10,3 +10,4 @@ mod failures;
 mod headers;
 mod limits;
 mod spread;
+mod tls;
