@@ -15,7 +15,9 @@ Then, per proxy, system calls (strace -c) and allocations (perf uprobes on glibc
 per request, each from a short run of its own.
 
 Usage: bench/lb.py [--seconds 5] [--repeat 3] [--connections 64,256] [--upstreams trivial,api]
-                   [--no-kill]
+                   [--no-kill] [--https]
+With --https, the trivial set again over HTTPS (TLS 1.3, the same ECDSA P-256 certificate for
+both, made by openssl; wrk keeps its connections, so handshakes are few).
 Needs `infra/setup bench` (nginx, wrk, taskset; strace and perf for the per-request counts,
 skipped where missing; uprobes need root).
 """
@@ -63,21 +65,47 @@ def api_upstreams(folder):
     return servers
 
 
-def our_lb(upstreams, folder):
+def certificate(folder):
+    """An ECDSA P-256 certificate for 127.0.0.1, the same file for both proxies."""
+    cert, key = Path(folder) / "bench.crt", Path(folder) / "bench.key"
+    if not cert.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def our_lb(upstreams, folder, https=False):
     port, admin = free_port(), free_port()
     addresses = ",".join(u.url.removeprefix("http://") for u in upstreams)
-    server = Server([str(RELEASE / "lb")], env={
+    env = {
         "APP__SERVER__LISTEN": f"127.0.0.1:{port}", "APP__SERVER__ADMIN_LISTEN": f"127.0.0.1:{admin}",
         "APP__SERVER__RUN_DIR": folder, "APP__SERVER__THREADS": os.environ.get("LB_THREADS", "2"),
         "APP__UPSTREAMS__ADDRESSES": addresses,
         "APP__UPSTREAMS__KEEPALIVE_POOL_SIZE": str(KEEPALIVE),
-        "APP__ACCESS_LOG__PATH": f"{folder}/lb-access.log"}, port=port)
-    server.url = f"http://127.0.0.1:{port}"
+        "APP__ACCESS_LOG__PATH": f"{folder}/lb-access.log"}
+    scheme = "http"
+    if https:
+        cert, key = certificate(folder)
+        port = free_port()
+        env.update({"APP__TLS__LISTEN": f"127.0.0.1:{port}", "APP__TLS__CERT_FILE": str(cert),
+                    "APP__TLS__KEY_FILE": str(key)})
+        scheme = "https"
+    server = Server([str(RELEASE / "lb")], env=env, port=port)
+    server.url = f"{scheme}://127.0.0.1:{port}"
     return server
 
 
-def nginx(upstreams, folder):
+def nginx(upstreams, folder, https=False):
     port = free_port()
+    listen = f"127.0.0.1:{port}"
+    tls = ""
+    if https:
+        cert, key = certificate(folder)
+        listen += " ssl"
+        tls = (f"ssl_certificate {cert}; ssl_certificate_key {key}; "
+               "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:1m;")
     servers = "\n".join(f"        server {u.url.removeprefix('http://')};" for u in upstreams)
     conf = Path(folder) / "nginx.conf"
     conf.write_text(f"""
@@ -101,7 +129,8 @@ http {{
         keepalive {KEEPALIVE // 2};
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
+        {tls}
         location / {{
             proxy_pass http://api;
             proxy_http_version 1.1;
@@ -118,7 +147,7 @@ http {{
 }}
 """)
     server = Server(["nginx", "-c", str(conf), "-p", folder, "-g", "daemon off;"], port=port)
-    server.url = f"http://127.0.0.1:{port}"
+    server.url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
     return server
 
 
@@ -223,6 +252,9 @@ def main():
     parser.add_argument("--upstreams", default="trivial,api",
                         help="upstream sets to measure: trivial, api or both")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill test")
+    parser.add_argument("--https", action="store_true",
+                        help="also HTTPS to the proxies (same ECDSA P-256 certificate), trivial "
+                             "upstreams, keep-alive")
     args = parser.parse_args()
     sets = args.upstreams.split(",")
     build("-p", "lb", "-p", "api", "-p", "seed", "--bins", "--example", "ceiling")
@@ -253,6 +285,24 @@ def main():
         finally:
             for upstream in upstreams:
                 upstream.stop()
+    if args.https:
+        upstreams = trivial_upstreams()
+        path = "/orders/677485805345454400000000"
+        try:
+            for name, start in (("lb", our_lb), ("nginx", nginx)):
+                proxy = start(upstreams, folder, https=True)
+                try:
+                    time.sleep(1)
+                    for connections in args.connections:
+                        for _ in range(args.repeat):
+                            results.setdefault(("trivial-https", connections, name), []).append(
+                                measure(proxy, path, connections, args.seconds))
+                finally:
+                    proxy.stop()
+        finally:
+            for upstream in upstreams:
+                upstream.stop()
+        sets.append("trivial-https")
     kills = {} if args.no_kill else {
         name: kill_test(start, "/orders/677485805345454400000000", folder, 6)
         for name, start in (("lb", our_lb), ("nginx", nginx))}
