@@ -47,7 +47,17 @@ pub fn serve(
     upstreams: Arc<Upstreams>,
     token: Option<String>,
 ) -> std::io::Result<()> {
-    let listener = std::net::TcpListener::bind(addr)?;
+    // SO_REUSEPORT: during a graceful upgrade the new lb binds it while the old one still has it.
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let listener: std::net::TcpListener = socket.into();
     listener.set_nonblocking(true)?;
     let admin = Admin {
         metrics,

@@ -35,19 +35,30 @@ use crate::slow_clients::HeaderDeadline;
 use crate::tls::ReloadingCertificate;
 use crate::upstreams::Upstreams;
 
+#[derive(clap::Parser)]
+#[command(version, about = "Load balancer for the orders api replicas")]
+struct Args {
+    #[command(flatten)]
+    config: service::ConfigFile,
+    /// Take the listening sockets over from the lb running with the same `server.run_dir` and
+    /// `server.instance`, which is then sent SIGQUIT: it hands them over and finishes its
+    /// requests, and no connection is refused meanwhile (pingora's graceful upgrade).
+    #[arg(long)]
+    upgrade: bool,
+}
+
 fn main() -> ExitCode {
-    let binary = service::binary!("Load balancer for the orders api replicas");
-    let config = binary.config_file();
+    let args = <Args as clap::Parser>::parse();
     service::run(
-        binary.name,
-        &config,
+        env!("CARGO_BIN_NAME"),
+        &args.config,
         Settings::check,
-        |settings| match run(&settings)? {},
+        |settings| match run(&settings, args.upgrade)? {},
     )
 }
 
 /// Runs until a signal stops the server (pingora then exits the process itself).
-fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
+fn run(settings: &Settings, upgrade: bool) -> anyhow::Result<std::convert::Infallible> {
     let run_dir = &settings.server.run_dir;
     let instance = &settings.server.instance;
     let conf = ServerConf {
@@ -65,7 +76,11 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
             .to_string(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
 
     let passed = Passed::default();
@@ -76,11 +91,6 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     let discovery = Discovery::new(settings.upstreams.addresses.clone(), file, passed.clone());
     let mut balancer =
         LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
-    // Found once now, so that the first requests find the replicas; then every interval.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(balancer.update())?;
     balancer.update_frequency = Some(millis(settings.upstreams.resolve_interval_ms));
     let mut check = HttpHealthCheck::new("localhost", false);
     check.req = RequestHeader::build("GET", settings.health.path.as_bytes(), None)?;
@@ -93,6 +103,16 @@ fn run(settings: &Settings) -> anyhow::Result<std::convert::Infallible> {
     }));
     balancer.health_check_frequency = Some(millis(settings.health.interval_ms));
     balancer.parallel_health_check = true;
+    // Found and checked once now, so that the first requests (the very first ones after an
+    // upgrade, too) find ready replicas; then every interval.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            balancer.update().await?;
+            balancer.backends().run_health_check(true).await;
+            Ok::<_, Box<pingora::Error>>(())
+        })?;
     let health = background_service("health check", balancer);
     let upstreams = Arc::new(Upstreams::new(
         health.task(),

@@ -60,31 +60,62 @@ pub struct Lb {
     pub port: u16,
     pub admin: u16,
     pub process: Process,
+    /// How it was started: a graceful upgrade starts its successor the same way.
+    command: Vec<(String, String)>,
+    dir: std::path::PathBuf,
 }
 
 impl Lb {
     pub fn start(dir: &Path, upstreams: &[SocketAddr], extra: &[(&str, &str)]) -> Self {
         let (port, admin) = (free_port(), free_port());
         let list: Vec<String> = upstreams.iter().map(ToString::to_string).collect();
-        let mut command = Command::new(harness::binary("lb"));
-        command
-            .env_clear()
-            .env("APP__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("APP__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-            .env("APP__SERVER__INSTANCE", format!("lb-{port}"))
-            .env("APP__SERVER__RUN_DIR", dir)
-            .env("APP__UPSTREAMS__ADDRESSES", list.join(","))
-            .env("APP__HEALTH__INTERVAL_MS", "200")
-            .envs(extra.iter().copied())
-            .current_dir(dir);
-        let process = Process::spawn(command, dir.join(format!("lb-{port}.log")));
+        let mut env: Vec<(String, String)> = [
+            ("APP__SERVER__LISTEN", format!("127.0.0.1:{port}")),
+            ("APP__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}")),
+            ("APP__SERVER__INSTANCE", format!("lb-{port}")),
+            ("APP__SERVER__RUN_DIR", dir.display().to_string()),
+            ("APP__UPSTREAMS__ADDRESSES", list.join(",")),
+            ("APP__HEALTH__INTERVAL_MS", "200".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let process = Self::spawn(dir, &env, &[], &format!("lb-{port}.log"));
         wait_for_port(port);
         wait_for_port(admin);
         Self {
             port,
             admin,
             process,
+            command: env,
+            dir: dir.to_owned(),
         }
+    }
+
+    fn spawn(dir: &Path, env: &[(String, String)], args: &[&str], log: &str) -> Process {
+        let mut command = Command::new(harness::binary("lb"));
+        command
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(args)
+            .current_dir(dir);
+        Process::spawn(command, dir.join(log))
+    }
+
+    /// A new lb with the same settings and `--upgrade`: it waits for this one's listening
+    /// sockets, which this one hands over on SIGQUIT.
+    pub fn successor(&self) -> Process {
+        Self::spawn(
+            &self.dir,
+            &self.command,
+            &["--upgrade"],
+            &format!("lb-{}-upgraded.log", self.port),
+        )
     }
 
     pub fn url(&self, path: &str) -> String {

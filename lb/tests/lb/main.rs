@@ -11,3 +11,4 @@ mod headers;
 mod limits;
 mod spread;
 mod tls;
+mod upgrade;
