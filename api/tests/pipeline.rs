@@ -501,13 +501,36 @@ async fn no_job_is_lost_when_a_worker_dies(queue: Queue) {
         started_twice >= 1,
         "no job was in flight in the killed worker"
     );
-    let thumbnails = count_files(&pipeline.dir.path().join("blobs").join("thumbnails"));
+    let (thumbnails, partial) = count_thumbnails(&pipeline.dir.path().join("blobs"));
     assert_eq!(thumbnails, 200);
+    // The folder store writes `NAME#N` and renames it into place: a write cut by the kill leaves
+    // its partial file, which the store never lists or serves. At most one per job it held.
+    assert!(partial <= 4, "{partial} partial files");
     for id in ids.iter().step_by(20) {
         let (_, bytes) = pipeline.thumbnail(id).await;
         assert_eq!(decode(&bytes).dimensions(), (300, 225));
     }
     eprintln!("{queue:?}: jobs taken over from the killed worker: {started_twice}");
+}
+
+/// Published thumbnails, and partial files a killed write left beside them.
+fn count_thumbnails(blobs: &std::path::Path) -> (usize, usize) {
+    let mut published = 0;
+    let mut partial = 0;
+    let mut dirs = vec![blobs.join("thumbnails")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.to_string_lossy().contains('#') {
+                partial += 1;
+            } else {
+                published += 1;
+            }
+        }
+    }
+    (published, partial)
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
