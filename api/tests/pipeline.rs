@@ -824,3 +824,84 @@ async fn a_picture_past_the_decode_memory_bound_fails_at_once() {
     let settled = pipeline.settled(&small, Duration::from_secs(30)).await;
     assert_eq!(settled["status"], "done", "{settled}");
 }
+
+/// `worker.listen`: the worker answers `/healthz` and `/metrics` (jobs by outcome), and nothing
+/// else; an address it cannot bind stops it naming the setting.
+#[tokio::test]
+async fn a_worker_shows_its_health_and_job_metrics_on_its_listener() {
+    let Some(pipeline) = Pipeline::start(Queue::Sqlite, &[("APP__QUEUE__MAX_ATTEMPTS", "1")])
+    else {
+        return;
+    };
+    let mut env = pipeline.env.clone();
+    env.push(("APP__WORKER__LISTEN", "127.0.0.1:0".into()));
+    let mut worker = Worker::start(pipeline.dir.path(), "worker-7", &env);
+    let addr = worker.process.wait_for(|log| {
+        let (_, rest) = log.split_once("health and metrics on http://")?;
+        Some(rest.split_whitespace().next()?.to_owned())
+    });
+    let done = pipeline.upload_ok(&pictures::jpeg(640, 480)).await;
+    let failed = pipeline.upload_ok(&pictures::truncated_jpeg()).await;
+    assert_eq!(
+        pipeline.settled(&done, Duration::from_secs(30)).await["status"],
+        "done"
+    );
+    assert_eq!(
+        pipeline.settled(&failed, Duration::from_secs(30)).await["status"],
+        "failed"
+    );
+
+    let health: Value = pipeline
+        .http
+        .get(format!("http://{addr}/healthz"))
+        .fetch_json()
+        .await;
+    assert_eq!(health["instance"], "worker-7", "{health}");
+    let metrics = pipeline
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .fetch()
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"worker_jobs_total{instance="worker-7",outcome="done"} 1"#,
+        r#"worker_jobs_total{instance="worker-7",outcome="failed"} 1"#,
+        r#"worker_job_duration_seconds_count{instance="worker-7"} 1"#,
+        r#"worker_jobs_running{instance="worker-7"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    let body = error_body(
+        pipeline
+            .http
+            .get(format!("http://{addr}/images"))
+            .fetch()
+            .await,
+        404,
+    )
+    .await;
+    assert!(
+        body["message"].as_str().unwrap().contains("/healthz"),
+        "{body}"
+    );
+    worker.process.kill();
+
+    // The address is taken now by a listener of this test.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    env.retain(|(key, _)| *key != "APP__WORKER__LISTEN");
+    env.push((
+        "APP__WORKER__LISTEN",
+        taken.local_addr().unwrap().to_string(),
+    ));
+    let output = std::process::Command::new(harness::binary("worker"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(pipeline.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(printed.contains("worker.listen"), "{printed}");
+}

@@ -7,7 +7,7 @@ use anyhow::Context;
 use api::config::Section::{Images, Queue, Store, Worker};
 use api::config::Settings;
 use api::startup::Backends;
-use api::worker::Worker as JobWorker;
+use api::worker::{Worker as JobWorker, status};
 
 fn main() -> ExitCode {
     let binary = service::binary!("Image worker: thumbnails from the job queue (api settings)");
@@ -22,6 +22,18 @@ async fn work(settings: Settings) -> anyhow::Result<()> {
     let queue = backends.queue.context("no job queue is configured")?;
     let blobs = backends.blobs.description().to_owned();
     let worker = JobWorker::new(&settings, backends.stores.images, backends.blobs, queue);
+    if let Some(listen) = settings.worker.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding worker.listen {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "health and metrics on http://{addr}");
+        tokio::spawn(status::serve(
+            listener,
+            settings.server.instance.as_str().into(),
+            worker.metrics.clone(),
+        ));
+    }
     tracing::info!(
         instance = %settings.server.instance,
         consumer = %worker.consumer,

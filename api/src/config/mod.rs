@@ -112,6 +112,9 @@ pub struct WorkerSettings {
     /// that needs more fails with the reason instead of growing the worker.
     pub decode_max_bytes: u64,
     pub thumbnail: ThumbnailSpec,
+    /// Where the worker answers `/healthz` and `/metrics`; none by default.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +221,7 @@ impl Default for Settings {
                 job_timeout_ms: 60_000,
                 decode_max_bytes: DecodeLimits::default().max_bytes,
                 thumbnail: ThumbnailSpec::default(),
+                listen: None,
             },
             log: LogSettings::default(),
         }

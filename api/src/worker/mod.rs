@@ -4,8 +4,10 @@
 //! are taken over. Failures are retried with exponential backoff until `queue.max_attempts`.
 
 mod job;
+mod metrics;
 mod reconcile;
 mod retention;
+pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +19,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use self::job::{Outcome, Thumbnailer};
+use self::metrics::JobEnd;
+pub use self::metrics::Metrics;
 use self::reconcile::Reconciler;
 use self::retention::Retention;
 use crate::blobs::BlobStore;
@@ -41,6 +45,7 @@ pub struct Worker {
     pub reconcile_after: Duration,
     /// `images.delete_originals_after`; zero keeps originals.
     pub delete_originals_after: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -70,6 +75,7 @@ impl Worker {
             shutdown_timeout: Duration::from_millis(settings.worker.shutdown_timeout_ms),
             reconcile_after: Duration::from_millis(settings.queue.reconcile_after_ms),
             delete_originals_after: settings.images.delete_originals_after,
+            metrics: Arc::new(Metrics::new(&settings.server.instance)),
         }
     }
 
@@ -153,6 +159,7 @@ impl Worker {
 
     async fn process(&self, delivery: Delivery, mut handing_back: watch::Receiver<bool>) {
         let started = Instant::now();
+        self.metrics.started();
         let renewals = self.keep_lease(&delivery);
         let attempt = async {
             tokio::select! {
@@ -166,6 +173,14 @@ impl Worker {
         };
         let image = delivery.image;
         let duration_us = started.elapsed().as_micros() as u64;
+        let end = match &outcome {
+            None => JobEnd::HandedBack,
+            Some((_, Outcome::Done)) => JobEnd::Done,
+            Some((_, Outcome::Skipped(_))) => JobEnd::Skipped,
+            Some((_, Outcome::Failed { last: true, .. })) => JobEnd::Failed,
+            Some((_, Outcome::Failed { last: false, .. })) => JobEnd::Retried,
+        };
+        self.metrics.ended(end, started.elapsed().as_secs_f64());
         let settled = match outcome {
             None => {
                 tracing::info!(%image, "handing the job back");

@@ -47,6 +47,7 @@ pub const API: &[&str] = &[
     "worker.concurrency",
     "worker.decode_max_bytes",
     "worker.job_timeout_ms",
+    "worker.listen",
     "worker.shutdown_timeout_ms",
     "worker.thumbnail.fit",
     "worker.thumbnail.format",
