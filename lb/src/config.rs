@@ -68,7 +68,11 @@ pub struct ServerSettings {
     pub instance: String,
     /// Worker threads of the proxy.
     pub threads: usize,
-    /// How long shutdown waits for requests in flight (pingora's default is 300 s).
+    /// After SIGTERM (or an upgrade's hand-over), how long requests in flight may take to
+    /// finish; pingora always waits the whole time (its default is 300 s).
+    pub grace_period_seconds: u64,
+    /// After the grace period, how long pingora waits for its runtimes' blocking work; requests
+    /// still running then are cut.
     pub graceful_shutdown_timeout_seconds: u64,
     /// Folder of the pid file and the upgrade socket.
     pub run_dir: PathBuf,
@@ -166,7 +170,8 @@ impl Default for Settings {
                 admin_token_file: String::new(),
                 instance: "lb".into(),
                 threads: 2,
-                graceful_shutdown_timeout_seconds: 10,
+                grace_period_seconds: 5,
+                graceful_shutdown_timeout_seconds: 5,
                 run_dir: std::env::temp_dir(),
             },
             upstreams: UpstreamSettings {

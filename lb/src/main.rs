@@ -64,7 +64,7 @@ fn run(settings: &Settings, upgrade: bool) -> anyhow::Result<std::convert::Infal
     let conf = ServerConf {
         threads: settings.server.threads,
         upstream_keepalive_pool_size: settings.upstreams.keepalive_pool_size,
-        grace_period_seconds: Some(0),
+        grace_period_seconds: Some(settings.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(settings.server.graceful_shutdown_timeout_seconds),
         pid_file: run_dir
             .join(format!("{instance}.pid"))

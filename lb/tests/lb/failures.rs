@@ -170,14 +170,25 @@ async fn with_every_replica_down_the_answer_is_a_quick_json_5xx() {
     assert_eq!(response.status(), 503);
 }
 
-#[test]
-fn sigterm_stops_the_balancer_within_its_shutdown_timeout() {
+/// SIGTERM: no new connections, but a request in flight is answered (pingora's grace period),
+/// and the process exits soon after it.
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish_and_then_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let (_echo, mut lb) = echoed(
-        dir.path(),
-        &[("APP__SERVER__GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS", "3")],
+    let (_echo, mut lb) = echoed(dir.path(), &[("APP__SERVER__GRACE_PERIOD_SECONDS", "3")]);
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .get(lb.url("/orders"))
+            .header("x-echo-delay-ms", "1500")
+            .send(),
     );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     lb.process.signal("TERM");
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight was cut");
+    assert_eq!(answer.status(), 200);
     assert!(
         lb.process.wait_bounded(Duration::from_secs(10)).is_some(),
         "still running 10 s after SIGTERM"

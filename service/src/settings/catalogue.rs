@@ -77,6 +77,7 @@ pub const LB: &[&str] = &[
     "retries.max",
     "server.admin_listen",
     "server.admin_token_file",
+    "server.grace_period_seconds",
     "server.graceful_shutdown_timeout_seconds",
     "server.instance",
     "server.listen",
