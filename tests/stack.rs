@@ -280,7 +280,8 @@ async fn upload_is_resized_by_the_workers(client: &reqwest::Client, stack: &Stac
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // Bounded; generous for workers still starting on a loaded 2-core machine (debug builds).
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status: Value = client.get(stack.url(&status_url)).fetch_json().await;
         if status["status"] == "done" {

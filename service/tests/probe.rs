@@ -9,10 +9,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 fn probe(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_probe"))
-        .args(args)
-        .output()
-        .unwrap();
+    probe_with(args, None)
+}
+
+fn probe_with(args: &[&str], url_variable: Option<&str>) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_probe"));
+    command.env_remove("PROBE_URL");
+    if let Some(url) = url_variable {
+        command.env("PROBE_URL", url);
+    }
+    let output = command.args(args).output().unwrap();
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -54,6 +60,15 @@ fn a_2xx_answer_passes_and_the_request_names_the_path() {
     let request = server.join().unwrap();
     assert!(request.starts_with("GET /readyz HTTP/1.1\r\n"), "{request}");
     assert!(request.contains(&format!("Host: {addr}\r\n")), "{request}");
+}
+
+#[test]
+fn without_an_argument_the_url_comes_from_probe_url() {
+    let (addr, server) = serve_once(b"HTTP/1.1 204 No Content\r\n\r\n", Duration::ZERO);
+    let url = format!("http://{addr}/healthz");
+    assert_eq!(probe_with(&[], Some(&url)), (Some(0), String::new()));
+    assert!(server.join().unwrap().starts_with("GET /healthz "));
+    assert_eq!(probe_with(&[], Some("")).0, Some(2));
 }
 
 #[test]

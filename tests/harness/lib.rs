@@ -6,6 +6,7 @@
 //! by `infra/setup test`; where one is missing a test skips with a message, except under CI
 //! (`CI=true`), where it fails: see [`available`].
 
+pub mod compose;
 mod fetch;
 pub mod mongo;
 pub mod pictures;

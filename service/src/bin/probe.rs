@@ -1,6 +1,7 @@
-//! `probe URL`: exits 0 when `GET URL` answers 2xx within 3 seconds, else 1 with the reason on
-//! stderr. The container image's health check, which has no curl: plain HTTP/1.1 on loopback,
-//! std only, so the binary stays a few hundred kilobytes.
+//! `probe [URL]`: exits 0 when `GET URL` answers 2xx within 3 seconds, else 1 with the reason on
+//! stderr; without an argument the URL is `$PROBE_URL`, so one image-wide `HEALTHCHECK` serves
+//! each process (the compose file sets it per service). The container image's health check,
+//! which has no curl: plain HTTP/1.1, std only, so the binary stays a few hundred kilobytes.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -11,9 +12,13 @@ const LIMIT: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (Some(url), None) = (args.next(), args.next()) else {
-        eprintln!("usage: probe http://HOST:PORT/PATH");
-        return ExitCode::from(2);
+    let url = match (args.next(), args.next()) {
+        (Some(url), None) => url,
+        (None, _) => match std::env::var("PROBE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => return usage(),
+        },
+        _ => return usage(),
     };
     match probe(&url) {
         Ok(()) => ExitCode::SUCCESS,
@@ -22,6 +27,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: probe http://HOST:PORT/PATH (or PROBE_URL set)");
+    ExitCode::from(2)
 }
 
 fn probe(url: &str) -> Result<(), String> {
