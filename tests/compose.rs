@@ -59,6 +59,7 @@ fn the_container_files_pass_their_linters() {
                 "infra/docker/Dockerfile",
                 "infra/docker/local/mongodb.Dockerfile",
                 "infra/docker/local/redis.Dockerfile",
+                "infra/docker/local/prometheus.Dockerfile",
             ],
         ),
         lint(
@@ -264,6 +265,53 @@ async fn the_compose_stack_runs_scales_survives_kills_and_keeps_its_data() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // Prometheus (profile monitoring) finds lb and every api and worker replica by name, scrapes
+    // them all, and has loaded the alert rules.
+    stack.ok(&["--profile", "monitoring", "up", "--detach", "prometheus"]);
+    let prometheus = format!("http://127.0.0.1:{}", stack.prometheus_port);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let targets = match client
+            .get(format!("{prometheus}/api/v1/targets"))
+            .send()
+            .await
+        {
+            Ok(answer) => answer.json::<Value>().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let up: Vec<(String, String)> = targets["data"]["activeTargets"]
+            .as_array()
+            .map(|targets| {
+                targets
+                    .iter()
+                    .map(|t| {
+                        let job = t["labels"]["job"].as_str().unwrap_or_default().to_owned();
+                        (job, t["health"].as_str().unwrap_or_default().to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let count = |job: &str| up.iter().filter(|(j, h)| j == job && h == "up").count();
+        if (count("lb"), count("api"), count("worker")) == (1, 4, 5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus's targets: {up:?}\n{}",
+            stack.ok(&["logs", "--tail", "20", "prometheus"])
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rules: Value = client
+        .get(format!("{prometheus}/api/v1/rules"))
+        .fetch_json()
+        .await;
+    let loaded = rules["data"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(loaded, 7, "{rules}");
+
     // A worker killed in the middle of 50 jobs: all 50 end done.
     let picture = pictures::jpeg(2400, 1800);
     let mut jobs = Vec::new();
@@ -329,7 +377,7 @@ async fn the_compose_stack_runs_scales_survives_kills_and_keeps_its_data() {
     );
 
     // Down and up again without -v: the orders and the pictures are still there.
-    stack.ok(&["down", "--timeout", "15"]);
+    stack.ok(&["--profile", "monitoring", "down", "--timeout", "15"]);
     stack.ok(&["up", "--detach"]);
     stack.wait_healthy(Duration::from_secs(180));
     let read: Value = client.get(&kept_url).fetch_json().await;

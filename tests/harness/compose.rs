@@ -16,6 +16,8 @@ pub struct Compose {
     pub project: String,
     pub image: String,
     pub port: u16,
+    /// Prometheus's published port (profile `monitoring`).
+    pub prometheus_port: u16,
     /// Extra variables for every compose command (replica counts).
     pub vars: Vec<(String, String)>,
 }
@@ -44,6 +46,7 @@ impl Compose {
             project: format!("shop-test-{id}"),
             image: format!("shop-test-{id}:latest"),
             port: free_port(),
+            prometheus_port: free_port(),
             vars: Vec::new(),
         })
     }
@@ -60,6 +63,8 @@ impl Compose {
             .env("SHOP_IMAGE", &self.image)
             .env("LB_ADDRESS", "127.0.0.1")
             .env("LB_PORT", self.port.to_string())
+            .env("PROMETHEUS_ADDRESS", "127.0.0.1")
+            .env("PROMETHEUS_PORT", self.prometheus_port.to_string())
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .args(["--project-name", &self.project])
             .args(["--env-file", "infra/docker/offline.env"])
@@ -153,7 +158,7 @@ pub struct Container {
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        let _ = self.run(&[
+        let down = self.run(&[
             "--profile",
             "tools",
             "down",
@@ -162,6 +167,31 @@ impl Drop for Compose {
             "--timeout",
             "5",
         ]);
+        if !down.status.success() {
+            eprintln!(
+                "compose down failed: {}",
+                String::from_utf8_lossy(&down.stderr)
+            );
+        }
+        // Whatever down left (a profile's volume compose no longer tracks), by the project's label.
+        let label = format!("label=com.docker.compose.project={}", self.project);
+        for kind in ["container", "volume", "network"] {
+            let listed = Command::new("docker")
+                .args([kind, "ls", "--quiet", "--filter", &label])
+                .args((kind == "container").then_some("--all"))
+                .output();
+            let Ok(listed) = listed else { continue };
+            let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker")
+                    .args([kind, "rm", "--force"])
+                    .args(&ids)
+                    .output();
+            }
+        }
         let _ = Command::new("docker")
             .args(["image", "rm", "--force", &self.image])
             .output();
