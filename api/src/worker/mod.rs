@@ -67,7 +67,7 @@ impl Worker {
                 timeout: Duration::from_millis(settings.worker.job_timeout_ms),
             },
             queue,
-            consumer: format!("{}-{}", settings.server.instance, std::process::id()).into(),
+            consumer: consumer_name(&settings.server.instance).into(),
             concurrency: settings.worker.concurrency,
             lease: Duration::from_millis(settings.queue.lease_ms),
             retry_base: Duration::from_millis(settings.queue.retry_base_ms),
@@ -246,5 +246,15 @@ impl Worker {
             .build()
             .nth(attempts.saturating_sub(1) as usize)
             .unwrap_or(self.retry_max)
+    }
+}
+
+/// This process's name in the queue: the instance, the host and the pid. The host matters in
+/// containers, where every worker has the same instance name and often the same pid.
+fn consumer_name(instance: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match host.trim() {
+        "" => format!("{instance}-{}", std::process::id()),
+        host => format!("{instance}-{host}-{}", std::process::id()),
     }
 }
