@@ -43,7 +43,7 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     }
     let mut stack = Stack::start(data.path(), &env);
     stack.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = stack.client();
     let created = client
         .post(stack.url("/orders"))
         .json(&json!({
@@ -135,7 +135,7 @@ async fn the_main_command_runs_on_storage_for_several_machines() {
     ];
     let mut stack = Stack::start(data.path(), &env);
     stack.wait_until_serving();
-    let client = reqwest::Client::new();
+    let client = stack.client();
     upload_is_resized_by_the_workers(&client, &stack).await;
     stack.stop_cleanly();
     let log = std::fs::read_to_string(&stack.log).unwrap();
@@ -162,10 +162,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     ];
     let stack = Stack::start(data.path(), &env);
     stack.wait_until_serving();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let client = stack.client();
     let order = json!({
         "product": "Laptop", "quantity": 1,
         "customer_name": "John Doe", "customer_address": "123 Main St"
@@ -307,8 +304,8 @@ async fn killed_processes_come_back_and_the_lb_answers_throughout() {
     stack.wait_until_serving();
     let url = stack.url("/orders");
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let client = stack.client();
     let traffic = tokio::spawn(async move {
-        let client = reqwest::Client::new();
         let (mut sent, mut failed) = (0, Vec::new());
         while !*stopped.borrow() && sent < 5000 {
             match client.get(&url).send().await {

@@ -2,6 +2,7 @@
 //! `queue`, on `sqlite_pool` for the embedded file), how they are served (`http`) and worked on
 //! (`worker`), and how a process is configured and started (`config`, `startup`).
 
+pub mod auth;
 pub mod blobs;
 pub mod config;
 pub mod http;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
 use crate::blobs::BlobStore;
 use crate::config::Settings;
 use crate::http::linger::Linger;
@@ -55,7 +56,12 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,
+    /// `server.metrics_listen`, with its router.
+    internal: Option<(TcpListener, axum::Router)>,
 }
+
+/// How many keys a replica keeps in memory (only keys that exist are kept).
+const KEY_CACHE_CAPACITY: u64 = 10_000;
 
 impl Application {
     /// Opens the backends and binds the listener; port 0 picks a free port, see
@@ -67,10 +73,22 @@ impl Application {
             blobs,
         } = Backends::open(settings).await?;
         spawn_key_clean_up(stores.keys.clone(), settings.idempotency.retention);
+        let auth = if settings.auth.required {
+            Some(Arc::new(Authenticator::new(
+                stores.api_keys,
+                settings.auth.cache_ttl,
+                KEY_CACHE_CAPACITY,
+            )))
+        } else {
+            tracing::warn!("auth.required is off: every request is let through without an API key");
+            None
+        };
         let state = AppState {
             orders: stores.orders,
             images: stores.images,
             keys: stores.keys,
+            auth,
+            cors: http::cors_layer(&settings.cors),
             key_retention: settings.idempotency.retention,
             queue,
             blobs,
@@ -90,8 +108,18 @@ impl Application {
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("listening on {}", settings.server.listen))?;
+        let internal = match settings.server.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr} (server.metrics_listen)"))?;
+                Some((listener, http::internal_router(state.clone())))
+            }
+            None => None,
+        };
         Ok(Self {
             listener,
+            internal,
             router: http::router(state),
             limits: ConnectionLimits {
                 header_read: Duration::from_millis(settings.server.header_read_timeout_ms),
@@ -106,10 +134,23 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `server.metrics_listen` is bound, if it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.internal.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, closes idle connections and
     /// gives the requests in flight at most `server.shutdown_timeout_ms` before returning.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        // Metrics and probes answer until the public listener has drained.
+        let internal = self
+            .internal
+            .map(|(listener, router)| tokio::spawn(axum::serve(listener, router).into_future()));
         serve::serve(self.listener, self.router, self.limits, shutdown).await;
+        if let Some(task) = internal {
+            task.abort();
+        }
     }
 }
 

@@ -76,6 +76,10 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout_seconds: u64,
     /// Folder of the pid file and the upgrade socket.
     pub run_dir: PathBuf,
+    /// Paths answered 404 on the public listeners, never forwarded (with what lies below
+    /// them, percent-encoded or not): the replicas' metrics stay for Prometheus on the private
+    /// network.
+    pub internal_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ impl Default for Settings {
                 grace_period_seconds: 5,
                 graceful_shutdown_timeout_seconds: 5,
                 run_dir: std::env::temp_dir(),
+                internal_paths: vec!["/metrics".into()],
             },
             upstreams: UpstreamSettings {
                 addresses: vec!["127.0.0.1:8080".into()],
@@ -228,6 +233,17 @@ impl Settings {
         let fail = |key: &str, why: &str| Err(ConfigError::key(key, why));
         if self.server.listen.is_empty() {
             return fail("server.listen", "needs at least one address");
+        }
+        if let Some(bad) = self
+            .server
+            .internal_paths
+            .iter()
+            .find(|p| !p.starts_with('/') || p.len() < 2 || p.ends_with('/'))
+        {
+            return fail(
+                "server.internal_paths",
+                &format!("{bad:?}: each is a path like /metrics (no trailing slash)"),
+            );
         }
         if self.upstreams.addresses.is_empty() && self.upstreams.file.is_empty() {
             return fail(

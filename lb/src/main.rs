@@ -146,6 +146,7 @@ fn run(settings: &Settings, upgrade: bool) -> anyhow::Result<std::convert::Infal
         upstreams: upstreams.clone(),
         metrics: metrics.clone(),
         policy: Policy {
+            internal_paths: settings.server.internal_paths.clone(),
             connect_timeout: millis(settings.timeouts.connect_ms),
             read_timeout: millis(settings.timeouts.upstream_read_ms),
             write_timeout: millis(settings.timeouts.upstream_write_ms),

@@ -37,6 +37,18 @@ pub struct Policy {
     pub max_header_bytes: usize,
     /// Requests slower than this also get a warning line (every request is in the access log).
     pub slow_request: Duration,
+    /// Answered 404 here, never forwarded (`server.internal_paths`).
+    pub internal_paths: Vec<String>,
+}
+
+/// Whether `path` (as sent, percent-encoded or not) is one of `internal` or below one.
+fn is_internal(path: &str, internal: &[String]) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    internal.iter().any(|p| {
+        decoded
+            .strip_prefix(p.as_bytes())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+    })
 }
 
 /// What TLS changes for a request (`tls` settings).
@@ -285,6 +297,10 @@ impl ProxyHttp for Proxy {
                 }
             }
         }
+        if is_internal(session.req_header().uri.path(), &self.policy.internal_paths) {
+            respond_json(session, 404, "no such resource").await?;
+            return Ok(true);
+        }
         if header_bytes(session.req_header()) > self.policy.max_header_bytes {
             respond_json(session, 431, "request headers are too large").await?;
             return Ok(true);
@@ -522,6 +538,35 @@ impl ProxyHttp for Proxy {
                 duration_us = duration.as_micros() as u64,
                 error = failed.map(tracing::field::display), "{what}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_internal;
+
+    #[test]
+    fn internal_paths_match_below_and_encoded_but_not_by_prefix_alone() {
+        let internal = ["/metrics".to_owned()];
+        for path in [
+            "/metrics",
+            "/metrics/",
+            "/metrics/x",
+            "/%6detrics",
+            "/%6D%65trics/a",
+        ] {
+            assert!(is_internal(path, &internal), "{path}");
+        }
+        for path in [
+            "/",
+            "/metricsx",
+            "/orders/metrics",
+            "/Metrics",
+            "//metrics",
+            "/metric",
+        ] {
+            assert!(!is_internal(path, &internal), "{path}");
         }
     }
 }

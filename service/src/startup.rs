@@ -66,12 +66,16 @@ pub struct ConfigFile {
 impl Binary {
     /// The command line of a binary whose only option is `--config`.
     pub fn config_file(&self) -> ConfigFile {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = ConfigFile::command()
+        self.parse()
+    }
+
+    /// The command line as `T` describes it, under this binary's name, version and description.
+    pub fn parse<T: clap::Parser>(&self) -> T {
+        let command = T::command()
             .name(self.name)
             .version(self.version)
             .about(self.about);
-        ConfigFile::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit())
+        T::from_arg_matches(&command.get_matches()).unwrap_or_else(|error| error.exit())
     }
 }
 

@@ -3,9 +3,12 @@
 when the connection breaks before the answer could be read.
 
     send_then_read.py HOST:PORT json|upload BYTES
+
+With ORDERS_API_KEY set, the request carries it (Authorization: Bearer).
 """
 
 import http.client
+import os
 import struct
 import sys
 import zlib
@@ -41,7 +44,10 @@ def main() -> int:
     path = "/orders" if kind == "json" else "/images"
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        connection.request("POST", path, body=payload, headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type}
+        if os.environ.get("ORDERS_API_KEY"):
+            headers["Authorization"] = "Bearer " + os.environ["ORDERS_API_KEY"]
+        connection.request("POST", path, body=payload, headers=headers)
         response = connection.getresponse()
         print(response.status)
         print(response.read().decode())

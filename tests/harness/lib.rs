@@ -19,11 +19,23 @@ pub mod tls;
 
 pub use fetch::Fetch;
 pub use ports::{free_port, get_text, wait_for_port};
-pub use process::{Api, Process, Worker, binary, refused_start};
+pub use process::{Api, Process, Worker, binary, create_key, refused_start};
 pub use redis::RedisServer;
 pub use stack::Stack;
 
 use std::path::{Path, PathBuf};
+
+/// A client that sends `Authorization: Bearer KEY` with every request (10 s per request).
+pub fn keyed_client(key: &str) -> reqwest::Client {
+    let mut value: reqwest::header::HeaderValue = format!("Bearer {key}").parse().unwrap();
+    value.set_sensitive(true);
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]);
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 /// The workspace's root folder.
 pub fn root() -> &'static Path {
@@ -52,13 +64,14 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Checks that a 2 MB JSON body and a 30 MB upload sent to `addr` by a client that writes its
-/// whole request before reading both get their 413 JSON answer, not a connection reset.
-pub async fn assert_early_answers_are_readable(addr: std::net::SocketAddr) {
+/// Checks that a 2 MB JSON body and a 30 MB upload sent to `addr` (with `key`, if any) by a
+/// client that writes its whole request before reading both get their 413 JSON answer, not a
+/// connection reset.
+pub async fn assert_early_answers_are_readable(addr: std::net::SocketAddr, key: Option<String>) {
     let (json, upload) = tokio::task::spawn_blocking(move || {
         (
-            send_then_read(addr, "json", 2_000_000),
-            send_then_read(addr, "upload", 30_000_000),
+            send_then_read(addr, "json", 2_000_000, key.as_deref()),
+            send_then_read(addr, "upload", 30_000_000, key.as_deref()),
         )
     })
     .await
@@ -75,15 +88,17 @@ pub async fn assert_early_answers_are_readable(addr: std::net::SocketAddr) {
 
 /// Sends a `json` body (`POST /orders`) or an `upload` (`POST /images`) of about `bytes` bytes
 /// to `addr` with Python's `http.client`, which writes the whole request before it reads the
-/// answer; returns the status and the body, or the client's error.
+/// answer (with `key`, if any); returns the status and the body, or the client's error.
 pub fn send_then_read(
     addr: std::net::SocketAddr,
     kind: &str,
     bytes: usize,
+    key: Option<&str>,
 ) -> Result<(u16, serde_json::Value), String> {
     let output = std::process::Command::new("python3")
         .arg(root().join("tests/clients/send_then_read.py"))
         .args([addr.to_string(), kind.to_owned(), bytes.to_string()])
+        .env("ORDERS_API_KEY", key.unwrap_or_default())
         .output()
         .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

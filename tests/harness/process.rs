@@ -162,6 +162,21 @@ fn owned(env: &[(&str, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Runs `api keys create` in `dir` with only `env` set (the store's settings) and returns the
+/// key it printed.
+pub fn create_key(dir: &Path, env: &[(&str, String)], scopes: &str) -> String {
+    let output = Command::new(binary("api"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["keys", "create", "--name", "test", "--scope", scopes])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let key = String::from_utf8(output.stdout).unwrap();
+    key.lines().last().unwrap().trim().to_owned()
+}
+
 /// A real `api` process.
 pub struct Api {
     pub process: Process,
@@ -179,8 +194,14 @@ impl Api {
         Self::start_with_args(dir, name, &[], env)
     }
 
+    /// Keys are off unless `env` sets `APP__AUTH__REQUIRED`: these processes serve tests of
+    /// other behaviour (the api's own tests check keys, in-process on both stores, and the
+    /// stack and Locust tests run with the stack's key).
     pub fn start_with_args(dir: &Path, name: &str, args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut all = vec![("APP__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned())];
+        let mut all = vec![
+            ("APP__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("APP__AUTH__REQUIRED".to_owned(), "false".to_owned()),
+        ];
         all.extend(owned(env));
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let mut process = start("api", dir, name, &args, &all);

@@ -64,6 +64,20 @@ impl Stack {
         format!("http://127.0.0.1:{}{path}", self.lb)
     }
 
+    /// The development key the stack made on its first start (`STACK_DATA_DIR/api-key`).
+    pub fn key(&self) -> String {
+        let path = self.data.join("api-key");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_owned()
+    }
+
+    /// A client that sends the development key.
+    pub fn client(&self) -> reqwest::Client {
+        crate::keyed_client(&self.key())
+    }
+
     /// Waits (bounded) until `lb` calls both replicas healthy.
     pub fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);

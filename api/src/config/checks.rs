@@ -4,8 +4,8 @@ use service::ConfigError;
 
 use super::backends::parse_store_uri;
 use super::{
-    IdempotencySettings, ImageSettings, QueueSettings, ServerSettings, Settings, StoreSettings,
-    WorkerSettings,
+    AuthSettings, CorsSettings, IdempotencySettings, ImageSettings, QueueSettings, ServerSettings,
+    Settings, StoreSettings, WorkerSettings,
 };
 
 /// A section of the settings that a binary uses; each binary checks only its own (see its
@@ -33,7 +33,12 @@ impl Settings {
     /// Checks the sections a binary uses.
     pub fn check(&self, sections: &[Section]) -> Result<(), ConfigError> {
         sections.iter().try_for_each(|section| match section {
-            Section::Server => self.server.check().and(self.idempotency.check()),
+            Section::Server => self
+                .server
+                .check()
+                .and(self.idempotency.check())
+                .and(self.auth.check())
+                .and(self.cors.check()),
             Section::Store => self.store.check(),
             Section::Images => self.images.check(),
             Section::Queue => self.queue.check().and(self.queue_backend().map(drop)),
@@ -62,6 +67,59 @@ impl ServerSettings {
             ),
         ])
     }
+}
+
+impl AuthSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        first_broken(&[(
+            self.cache_ttl > std::time::Duration::from_secs(3600),
+            "auth.cache_ttl",
+            "must be at most an hour (a revoked key works until it ends)",
+        )])
+    }
+}
+
+impl CorsSettings {
+    fn check(&self) -> Result<(), ConfigError> {
+        for origin in &self.allowed_origins {
+            if let Err(why) = check_origin(origin) {
+                return Err(ConfigError::key("cors.allowed_origins", &why));
+            }
+        }
+        for method in &self.allowed_methods {
+            if method.parse::<axum::http::Method>().is_err() || method.is_empty() {
+                return Err(ConfigError::key(
+                    "cors.allowed_methods",
+                    &format!("{method:?} is not an HTTP method"),
+                ));
+            }
+        }
+        for header in &self.allowed_headers {
+            if header.parse::<axum::http::HeaderName>().is_err() {
+                return Err(ConfigError::key(
+                    "cors.allowed_headers",
+                    &format!("{header:?} is not a header name"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `*`, or `scheme://host[:port]` exactly as a browser sends it in `Origin` (no path, no
+/// trailing slash).
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let parsed = url::Url::parse(origin).map_err(|e| format!("{origin:?}: {e}"))?;
+    let serialised = parsed.origin().ascii_serialization();
+    if !matches!(parsed.scheme(), "http" | "https") || serialised != origin {
+        return Err(format!(
+            "{origin:?} is not an origin as browsers send it (like https://shop.example.com)"
+        ));
+    }
+    Ok(())
 }
 
 impl IdempotencySettings {

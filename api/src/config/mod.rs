@@ -27,6 +27,8 @@ pub struct Settings {
     pub store: StoreSettings,
     pub images: ImageSettings,
     pub idempotency: IdempotencySettings,
+    pub auth: AuthSettings,
+    pub cors: CorsSettings,
     pub queue: QueueSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
@@ -71,6 +73,35 @@ pub struct IdempotencySettings {
     /// past it a repeat creates anew, and the key is removed.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Every request to `/orders` and `/images` needs `Authorization: Bearer <key>` with the
+    /// operation's scope (keys: `api keys create`). `false` lets every request through, keys or
+    /// not: for a private network only; the api says so at start.
+    pub required: bool,
+    /// How long a replica trusts what it read of a key (`"10s"`): a revoked key stops working
+    /// within this time.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+}
+
+/// Cross-origin requests from browsers (a shop's front end on another origin). Nothing is
+/// allowed until `allowed_origins` names an origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed to call the api from a browser (`https://shop.example.com`), or `*`
+    /// for any; empty for none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    /// Request headers a browser may send.
+    pub allowed_headers: Vec<String>,
+    /// How long a browser may keep a preflight's answer.
+    pub max_age_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +153,11 @@ pub struct WorkerSettings {
 pub struct ServerSettings {
     /// Address to listen on; port 0 picks a free port (reported in the log).
     pub listen: SocketAddr,
+    /// A second, private address answering only `/metrics`, `/healthz` and `/readyz`, with no
+    /// key: for Prometheus on the private network. None by default (then `/metrics` on
+    /// `listen` needs a key with `admin`).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// This replica's name, shown in every log line.
@@ -171,6 +207,7 @@ impl Default for Settings {
         Self {
             server: ServerSettings {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                metrics_listen: None,
                 body_limit: 64 * 1024,
                 instance: "api".into(),
                 header_read_timeout_ms: 30_000,
@@ -203,6 +240,23 @@ impl Default for Settings {
             },
             idempotency: IdempotencySettings {
                 retention: Duration::from_secs(24 * 60 * 60),
+            },
+            auth: AuthSettings {
+                required: true,
+                cache_ttl: Duration::from_secs(10),
+            },
+            cors: CorsSettings {
+                allowed_origins: Vec::new(),
+                allowed_methods: ["GET", "POST", "PUT", "DELETE"].map(String::from).into(),
+                allowed_headers: [
+                    "authorization",
+                    "content-type",
+                    "idempotency-key",
+                    "x-request-id",
+                ]
+                .map(String::from)
+                .into(),
+                max_age_seconds: 600,
             },
             queue: QueueSettings {
                 url: String::new(),

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
 
+use crate::auth::{AuthError, Scope};
 use crate::blobs::BlobError;
 use crate::queue::QueueError;
 use crate::store::StoreError;
@@ -21,6 +22,23 @@ pub enum ApiError {
     /// 400: the request cannot be understood (malformed JSON, id, query parameter or cursor).
     #[error("{0}")]
     BadRequest(String),
+    /// 400: an API key in the URL's query (keys go in the Authorization header only).
+    #[error(
+        "an API key was sent in the URL: send it only as Authorization: Bearer <key>, and revoke \
+         this one (URLs are logged)"
+    )]
+    KeyInUrl,
+    /// 401 with `WWW-Authenticate`: no key, or one that does not work (unknown, revoked,
+    /// expired).
+    #[error("{message}")]
+    Unauthenticated {
+        message: String,
+        /// The key was presented but refused (`error="invalid_token"`, RFC 6750).
+        invalid: bool,
+    },
+    /// 403: the key works but lacks the scope.
+    #[error("this API key lacks the scope {0}")]
+    Forbidden(Scope),
     /// 404: no such resource.
     #[error("{0}")]
     NotFound(&'static str),
@@ -123,7 +141,9 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::KeyInUrl => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -155,11 +175,28 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let message = self.to_string();
         let retry_after = matches!(self, Self::UploadsBusy).then_some([(header::RETRY_AFTER, "1")]);
+        let challenge = match &self {
+            Self::Unauthenticated { invalid: false, .. } => Some(r#"Bearer realm="orders""#.into()),
+            Self::Unauthenticated { invalid: true, .. } => {
+                Some(r#"Bearer realm="orders", error="invalid_token""#.into())
+            }
+            Self::Forbidden(scope) => Some(format!(
+                r#"Bearer realm="orders", error="insufficient_scope", scope="{scope}""#
+            )),
+            _ => None,
+        }
+        .map(|value: String| [(header::WWW_AUTHENTICATE, value)]);
         let errors = match self {
             Self::Validation { errors, .. } if !errors.is_empty() => Some(errors),
             _ => None,
         };
-        (status, retry_after, Json(ErrorBody { message, errors })).into_response()
+        (
+            status,
+            retry_after,
+            challenge,
+            Json(ErrorBody { message, errors }),
+        )
+            .into_response()
     }
 }
 
@@ -180,6 +217,34 @@ impl From<StoreError> for ApiError {
                 }
             }
             StoreError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let message = error.to_string();
+        match error {
+            AuthError::Missing => Self::Unauthenticated {
+                message,
+                invalid: false,
+            },
+            AuthError::Malformed | AuthError::Unknown => Self::Unauthenticated {
+                message,
+                invalid: true,
+            },
+            AuthError::Revoked(id) | AuthError::Expired(id) => {
+                tracing::debug!(key_id = %id, %message, "key refused");
+                Self::Unauthenticated {
+                    message,
+                    invalid: true,
+                }
+            }
+            AuthError::Forbidden { id, needed } => {
+                tracing::debug!(key_id = %id, %needed, "key lacks the scope");
+                Self::Forbidden(needed)
+            }
+            AuthError::Store(error) => error.into(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The HTTP layer: the router, assembled from one module per resource, and the middleware every
 //! request passes through (request id, one log line, metrics, panics as JSON 500s).
 
+mod auth;
+mod cors;
 pub mod error;
 mod idempotency;
 mod images;
@@ -33,9 +35,12 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 use utoipa::ToSchema;
 
+use self::auth::{Area, Guard};
+pub use self::cors::cors_layer;
 use self::error::ApiError;
 pub use self::metrics::Metrics;
 pub use self::openapi::ApiDoc;
+use crate::auth::Authenticator;
 use crate::blobs::BlobStore;
 use crate::config::ImageSettings;
 use crate::queue::JobQueue;
@@ -49,6 +54,10 @@ pub struct AppState {
     pub orders: Arc<dyn OrderStore>,
     pub images: Arc<dyn ImageStore>,
     pub keys: Arc<dyn KeyStore>,
+    /// Checks API keys; `None` when `auth.required` is off.
+    pub auth: Option<Arc<Authenticator>>,
+    /// Cross-origin requests, when `cors.allowed_origins` names any.
+    pub cors: Option<tower_http::cors::CorsLayer>,
     /// How long idempotency keys are kept.
     pub key_retention: Duration,
     /// `None` when no queue is configured: uploads answer 503.
@@ -72,13 +81,24 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
     let lingering = state.linger;
     let slow = state.slow_request;
+    let cors = state.cors.clone();
+    let guard = |area| {
+        let guard = Guard {
+            auth: state.auth.clone(),
+            area,
+        };
+        middleware::from_fn_with_state(guard, auth::require)
+    };
     Router::new()
-        .merge(orders::router())
-        .merge(images::router(state.uploads.max_upload_bytes))
+        .merge(orders::router().route_layer(guard(Area::Orders)))
+        .merge(images::router(state.uploads.max_upload_bytes).route_layer(guard(Area::Images)))
         .route("/", get(page::show))
         .route("/healthz", get(operations::healthz))
         .route("/readyz", get(operations::readyz))
-        .route("/metrics", get(metrics::show))
+        .route(
+            "/metrics",
+            get(metrics::show).route_layer(guard(Area::Metrics)),
+        )
         .route("/openapi.json", get(openapi::show))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -108,6 +128,7 @@ pub fn router(state: AppState) -> Router {
                                 request_id = %id,
                                 method = %request.method(),
                                 path = %request.uri().path(),
+                                key_id = tracing::field::Empty,
                             )
                         })
                         .on_request(())
@@ -125,11 +146,25 @@ pub fn router(state: AppState) -> Router {
                         .on_failure(()),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                // Preflights are answered here, before any key is asked for (browsers send
+                // none with them), and every answer, errors too, carries the CORS headers.
+                .option_layer(cors)
                 .layer(CatchPanicLayer::custom(|_| {
                     ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
                 }))
                 .layer(middleware::from_fn_with_state(lingering, linger::linger)),
         )
+}
+
+/// What `server.metrics_listen` serves, with no key: metrics and probes, for the private
+/// network.
+pub fn internal_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(metrics::show))
+        .fallback(not_found)
+        .with_state(state)
 }
 
 /// A plain answer: `{"message": …}`.

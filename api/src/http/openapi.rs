@@ -8,6 +8,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::auth::Area;
 use super::orders::body::{MULTI_LINE_PATTERN, ONE_LINE_PATTERN};
 use super::{error, images, metrics, operations, orders};
 
@@ -15,7 +16,9 @@ use super::{error, images, metrics, operations, orders};
 #[openapi(
     info(
         title = "Orders API",
-        description = "Orders REST API of the shop backend. Every error is JSON with a `message`."
+        description = "Orders REST API of the shop backend. Every error is JSON with a `message`. \
+            Requests to `/orders`, `/images` and `/metrics` need an API key \
+            (`Authorization: Bearer shop_…`) with the operation's scope; `admin` holds them all."
     ),
     paths(
         orders::list,
@@ -86,6 +89,7 @@ fn complete(document: &mut Value) {
             }
         }
     }
+    secure(document);
     let link =
         |operation: &str, id: &str| json!({"operationId": operation, "parameters": {"id": id}});
     document["paths"]["/orders"]["post"]["responses"]["201"]["links"] = json!({
@@ -99,6 +103,47 @@ fn complete(document: &mut Value) {
         "GetThumbnail": link("getThumbnail", "$response.body#/job_id"),
         "DeleteImage": link("deleteImage", "$response.body#/job_id"),
     });
+}
+
+/// The key scheme, and on each guarded operation the scope it needs (from the rule the
+/// middleware applies) and the 401/403 answers.
+fn secure(document: &mut Value) {
+    document["components"]["securitySchemes"] = json!({
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "shop_<16 hex digits>_<43 base64url characters>",
+            "description": "An API key from `api keys create`. Scopes: orders:read, orders:write, \
+                images:read, images:write, admin (all of them)."
+        }
+    });
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, operations) in paths {
+        let Some(area) = Area::of_path(path) else {
+            continue;
+        };
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations {
+            let Ok(method) = method.to_uppercase().parse::<axum::http::Method>() else {
+                continue;
+            };
+            operation["security"] = json!([{"apiKey": [area.needed(&method).as_str()]}]);
+            operation["responses"]["401"] = error(
+                "No API key, or one unknown, revoked or expired (`WWW-Authenticate: Bearer`)",
+            );
+            operation["responses"]["403"] = error("The API key lacks the operation's scope");
+        }
+    }
 }
 
 /// The OpenAPI 3 document of this API, generated from the code.

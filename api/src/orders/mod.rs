@@ -4,7 +4,7 @@
 mod id;
 mod listing;
 mod quantity;
-mod text;
+pub(crate) mod text;
 
 use chrono::{DateTime, Utc};
 

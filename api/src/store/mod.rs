@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::auth::{ApiKeyRecord, KeyId};
 use crate::config::{StoreBackend, StoreSettings};
 use crate::idempotency::{Claim, IdempotencyKey, KeyRecord, Scope};
 use crate::images::{AttemptEnd, Image, ImageId};
@@ -132,21 +133,44 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn forget_expired_keys(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// The API keys (see `crate::auth`), kept as hashes beside the orders so that every replica sees
+/// the same keys.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    /// A key with the same id exists: [`StoreError::Conflict`].
+    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    async fn find_api_key(&self, id: KeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Every key, revoked and expired ones too, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// Marks the key revoked at `now`, unless it already is; the record as it now stands, or
+    /// `None` when there is no such key.
+    async fn revoke_api_key(
+        &self,
+        id: KeyId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+}
+
 /// One backend, seen through each trait.
 #[derive(Clone)]
 pub struct Stores {
     pub orders: Arc<dyn OrderStore>,
     pub images: Arc<dyn ImageStore>,
     pub keys: Arc<dyn KeyStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 impl Stores {
-    fn of<T: OrderStore + ImageStore + KeyStore>(store: T) -> Self {
+    fn of<T: OrderStore + ImageStore + KeyStore + ApiKeyStore>(store: T) -> Self {
         let store = Arc::new(store);
         Self {
             orders: store.clone(),
             images: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            api_keys: store,
         }
     }
 }

@@ -1,14 +1,17 @@
 #![allow(dead_code)] // each test binary uses part of it
 //! What the api's test binaries share: the app started in-process on port 0 (on a fresh SQLite
-//! file, or a fresh MongoDB database when `ORDERS_TEST_BACKEND=mongodb`), the reference clients'
-//! order, and checks of error answers.
+//! file, or a fresh MongoDB database when `ORDERS_TEST_BACKEND=mongodb`) with keys required, a
+//! client that sends an `admin` key made in its store, the reference clients' order, and checks
+//! of error answers.
 
 use harness::Fetch;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use api::auth::{KeyName, Scope, Scopes, manage};
 use api::config::{Settings, StoreSettings};
 use api::startup::Application;
+use api::store::Stores;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -25,7 +28,15 @@ pub fn reference_order() -> Value {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `server.metrics_listen` is bound, when it is set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Sends `key` with every request.
     pub client: Client,
+    /// An `admin` key (whatever `auth.required` says).
+    pub key: String,
+    /// The app's store, opened again: for keys and for what a test checks behind the API.
+    pub stores: Stores,
+    pub settings: Settings,
     pub dir: TempDir,
 }
 
@@ -81,19 +92,42 @@ async fn spawn_unchecked(on_mongo: bool, customise: impl FnOnce(&mut Settings)) 
     }
     let app = Application::build(&settings).await.unwrap();
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     tokio::spawn(app.run_until(std::future::pending()));
+    let stores = api::store::open(&settings.store).await.unwrap();
+    let key = make_key(&stores, &[Scope::Admin]).await;
     TestApp {
         addr,
-        client: client(),
+        metrics_addr,
+        client: client_with_key(&key),
+        key,
+        stores,
+        settings,
         dir,
     }
 }
 
+/// A new key with `scopes` in `stores`.
+pub async fn make_key(stores: &Stores, scopes: &[Scope]) -> String {
+    let name = KeyName::parse("test").unwrap();
+    let scopes = Scopes::of(scopes.iter().copied());
+    let (key, _) = manage::create(&*stores.api_keys, name, scopes, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    key.reveal().to_owned()
+}
+
+/// A client that sends no key.
 pub fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// A client that sends `key` with every request.
+pub fn client_with_key(key: &str) -> Client {
+    harness::keyed_client(key)
 }
 
 impl TestApp {
@@ -173,12 +207,21 @@ pub async fn error_body(response: Response, status: u16) -> Value {
     body
 }
 
-/// Sends `request` as raw bytes on a new connection and reads the whole answer (bounded).
+/// Sends `request` as raw bytes on a new connection, with the app's key added after the request
+/// line, and reads the whole answer (bounded).
 pub async fn raw_http(app: &TestApp, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let line_end = request
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .expect("a request line")
+        + 2;
+    let mut keyed = request[..line_end].to_vec();
+    keyed.extend(format!("Authorization: Bearer {}\r\n", app.key).into_bytes());
+    keyed.extend(&request[line_end..]);
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     // The server may answer and close before reading everything: that is its right.
-    let _ = stream.write_all(request).await;
+    let _ = stream.write_all(&keyed).await;
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
         .await

@@ -191,12 +191,19 @@ async fn slow_headers_and_idle_connections_are_cut_at_the_header_deadline() {
     );
 }
 
-/// An answer given before the body is read (413 here) reaches a client that writes its whole
-/// request before reading (Python's `http.client`): the api reads and drops the rest of the body
-/// instead of resetting the connection under the client.
+/// An answer given before the body is read (413, 401 here) reaches a client that writes its
+/// whole request before reading (Python's `http.client`): the api reads and drops the rest of the
+/// body instead of resetting the connection under the client.
 #[tokio::test]
 async fn an_early_answer_reaches_a_client_that_sends_everything_first() {
     let app = spawn_app().await;
     let addr = app.addr;
-    harness::assert_early_answers_are_readable(addr).await;
+    harness::assert_early_answers_are_readable(addr, Some(app.key.clone())).await;
+    let without_key = tokio::task::spawn_blocking(move || {
+        harness::send_then_read(addr, "upload", 10_000_000, None)
+    })
+    .await
+    .unwrap();
+    let (status, body) = without_key.expect("the client read the answer");
+    assert_eq!(status, 401, "{body}");
 }

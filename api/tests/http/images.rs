@@ -297,7 +297,8 @@ async fn uploads_beyond_the_concurrency_limit_wait_their_turn() {
     body.extend(b"\r\n--B--\r\n");
     let head = format!(
         "POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+         Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        app.key,
         body.len()
     );
     // The first upload holds the slot: its body arrives in two parts.
@@ -346,13 +347,12 @@ async fn an_upload_that_waits_too_long_for_its_turn_is_told_to_retry() {
     .await;
     // The first upload takes the only slot and keeps it: its body never ends.
     let mut first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    first
-        .write_all(
-            b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
-              Content-Length: 100000\r\n\r\n--B\r\n",
-        )
-        .await
-        .unwrap();
+    let head = format!(
+        "POST /images HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 100000\r\n\r\n--B\r\n",
+        app.key
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();

@@ -5,6 +5,8 @@
 mod common;
 
 #[macro_use]
+mod api_keys;
+#[macro_use]
 mod images;
 #[macro_use]
 mod keys;

@@ -41,6 +41,7 @@ impl Backend {
 order_store_suite!(open);
 image_store_suite!(open);
 key_store_suite!(open);
+api_key_store_suite!(open);
 
 #[tokio::test]
 async fn the_listing_indexes_exist() {

@@ -28,6 +28,7 @@ impl Backend {
 order_store_suite!(open);
 image_store_suite!(open);
 key_store_suite!(open);
+api_key_store_suite!(open);
 
 #[tokio::test]
 async fn stores_opened_together_on_a_new_file_see_each_others_writes() {

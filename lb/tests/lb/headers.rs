@@ -207,5 +207,5 @@ async fn an_early_answer_reaches_a_client_that_sends_everything_first() {
     let dir = tempfile::tempdir().unwrap();
     let (_apis, lb) = balanced(dir.path(), 1, &[]);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], lb.port));
-    harness::assert_early_answers_are_readable(addr).await;
+    harness::assert_early_answers_are_readable(addr, None).await;
 }

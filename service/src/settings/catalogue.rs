@@ -4,6 +4,12 @@
 
 /// `api`, `worker` and `seed` (`api/src/config/mod.rs`).
 pub const API: &[&str] = &[
+    "auth.cache_ttl",
+    "auth.required",
+    "cors.allowed_headers",
+    "cors.allowed_methods",
+    "cors.allowed_origins",
+    "cors.max_age_seconds",
     "idempotency.retention",
     "images.blob_access_key_id",
     "images.blob_secret_access_key",
@@ -33,6 +39,7 @@ pub const API: &[&str] = &[
     "server.linger_bytes",
     "server.linger_ms",
     "server.listen",
+    "server.metrics_listen",
     "server.shutdown_timeout_ms",
     "store.busy_timeout_ms",
     "store.collection",
@@ -80,6 +87,7 @@ pub const LB: &[&str] = &[
     "server.grace_period_seconds",
     "server.graceful_shutdown_timeout_seconds",
     "server.instance",
+    "server.internal_paths",
     "server.listen",
     "server.run_dir",
     "server.threads",

@@ -2,6 +2,7 @@
 //! (configurable): the client, the indexes, error mapping; orders and image records each in
 //! their own file and collection.
 
+mod api_keys;
 mod images;
 mod keys;
 mod orders;
@@ -32,6 +33,7 @@ pub struct MongoStore {
     orders: Collection<Document>,
     images: Collection<Document>,
     keys: Collection<Document>,
+    api_keys: Collection<Document>,
     /// Set once the indexes exist; until then the store does not call itself ready.
     indexed: Arc<AtomicBool>,
 }
@@ -64,11 +66,13 @@ impl MongoStore {
         let orders = database.collection::<Document>(&settings.collection);
         let images = database.collection::<Document>("images");
         let keys = database.collection::<Document>(keys::COLLECTION);
+        let api_keys = database.collection::<Document>(api_keys::COLLECTION);
         let store = Self {
             client,
             orders,
             images,
             keys,
+            api_keys,
             indexed: Arc::new(AtomicBool::new(false)),
         };
         store.spawn_index_creation();

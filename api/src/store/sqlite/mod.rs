@@ -2,6 +2,7 @@
 //! several processes on one host: the schema and its migrations, error mapping and row helpers;
 //! orders and image records each in their own file.
 
+mod api_keys;
 mod images;
 mod keys;
 mod orders;
@@ -73,6 +74,17 @@ const MIGRATIONS: &[&str] = &[
 "#,
     r#"
     ALTER TABLE images ADD COLUMN original_removed_at TEXT;
+"#,
+    r#"
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY NOT NULL,
+        name       TEXT NOT NULL,
+        hash       TEXT NOT NULL,
+        scopes     TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+    ) WITHOUT ROWID;
 "#,
 ];
 
