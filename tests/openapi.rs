@@ -19,18 +19,20 @@ fn schemathesis_finds_no_difference_between_the_document_and_the_service() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let api = Api::start(
-        dir.path(),
-        "api-openapi",
-        &[(
-            "APP__STORE__URI",
-            format!("sqlite://{}", dir.path().join("orders.db").display()),
-        )],
-    );
+    let mut env = vec![(
+        "APP__STORE__URI",
+        format!("sqlite://{}", dir.path().join("orders.db").display()),
+    )];
+    // Keys required, as deployed: schemathesis sends an admin key (and checks that the guarded
+    // operations refuse a request without it).
+    let key = harness::create_key(dir.path(), &env, "admin");
+    env.push(("APP__AUTH__REQUIRED", "true".into()));
+    let api = Api::start(dir.path(), "api-openapi", &env);
     let mut command = Command::new(&schemathesis);
     command
         .current_dir(dir.path())
         .env("NO_COLOR", "1")
+        .env("ORDERS_API_KEY", &key)
         .env("PYTHONPATH", &settings)
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .arg("--config-file")

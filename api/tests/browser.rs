@@ -25,7 +25,7 @@ fn the_upload_page_uploads_follows_the_job_and_shows_the_thumbnail() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let env = vec![
+    let mut env = vec![
         (
             "APP__STORE__URI",
             format!("sqlite://{}", dir.path().join("orders.db").display()),
@@ -35,6 +35,8 @@ fn the_upload_page_uploads_follows_the_job_and_shows_the_thumbnail() {
             dir.path().join("blobs").display().to_string(),
         ),
     ];
+    let key = harness::create_key(dir.path(), &env, "images:read,images:write");
+    env.push(("APP__AUTH__REQUIRED", "true".into()));
     let api = Api::start(dir.path(), "api-1", &env);
     let _worker = Worker::start(dir.path(), "worker-1", &env);
     let picture = dir.path().join("photo.jpg");
@@ -53,6 +55,7 @@ fn the_upload_page_uploads_follows_the_job_and_shows_the_thumbnail() {
         .arg(&picture)
         .arg(&text)
         .arg(&screenshot)
+        .arg(&key)
         .env("NODE_PATH", &modules);
     let mut browser = Process::spawn(command, dir.path().join("browser.log"));
     let status = browser.wait_for_exit(Duration::from_secs(90));
@@ -64,6 +67,14 @@ fn the_upload_page_uploads_follows_the_job_and_shows_the_thumbnail() {
         .rev()
         .find_map(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| panic!("no findings in:\n{output}"));
+    assert!(
+        shown["keyless"]
+            .as_str()
+            .unwrap()
+            .contains("API key is required"),
+        "{shown}"
+    );
+    assert_eq!(shown["remembered"], true, "{shown}");
     assert!(
         shown["refused"]
             .as_str()

@@ -1,11 +1,11 @@
 // Drives the upload page in Debian's headless Chromium (playwright-core, no downloaded browser).
-// Usage: node upload_page.cjs BASE_URL PICTURE NOT_A_PICTURE SCREENSHOT
+// Usage: node upload_page.cjs BASE_URL PICTURE NOT_A_PICTURE SCREENSHOT API_KEY
 // Prints one JSON line with what the page showed; exits non-zero on any failure.
 "use strict";
 const { chromium } = require("playwright-core");
 
 async function main() {
-  const [base, picture, notPicture, screenshot] = process.argv.slice(2);
+  const [base, picture, notPicture, screenshot, key] = process.argv.slice(2);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -18,6 +18,18 @@ async function main() {
     const page = await browser.newPage();
     page.setDefaultTimeout(30000);
     await page.goto(base + "/");
+
+    // Without a key: the page says a key is needed.
+    await page.setInputFiles("#file", picture);
+    await page.click("#upload");
+    await page.waitForSelector("#error:not([hidden])");
+    const keyless = await page.textContent("#error");
+
+    // The key, typed once, is remembered across a reload.
+    await page.fill("#key", key);
+    await page.dispatchEvent("#key", "change");
+    await page.reload();
+    const remembered = (await page.inputValue("#key")) === key;
 
     // A file that is not a picture: the page says so in words.
     await page.setInputFiles("#file", notPicture);
@@ -40,7 +52,7 @@ async function main() {
       height: document.getElementById("thumbnail").naturalHeight,
     }));
     await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(JSON.stringify({ refused, ...shown }));
+    console.log(JSON.stringify({ keyless, remembered, refused, ...shown }));
   } finally {
     await browser.close();
   }
