@@ -11,6 +11,9 @@
     locust -f locustfile.py --headless -u 1000 -r 25 -t 60s -H http://127.0.0.1:8000 ReferenceUser
     locust -f locustfile.py --headless -u 50 -r 10 -t 30s -H http://127.0.0.1:8000 --tags crud images
 
+Every request sends the API key in ORDERS_API_KEY (`Authorization: Bearer …`): `infra/run`
+prints the stack's development key; `export ORDERS_API_KEY=$(cat data/api-key)`.
+
 Request names are grouped by route template (`/orders/[id]`), so the statistics have one row
 per endpoint. bench/loadtest.py runs the reference scenarios and writes the report.
 """
@@ -51,6 +54,13 @@ SMALL_JPEG = base64.b64decode(
 )
 
 
+def key_headers():
+    """The Authorization header for ORDERS_API_KEY (none when it is unset: every guarded
+    request is then answered 401 and counted as a failure)."""
+    key = os.environ.get("ORDERS_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else None
+
+
 def seeded_id(index):
     """The id `seed` gives order `index` (seed/src/data.rs): creation second, "SEED", index."""
     second = SEED_EPOCH + index * 10 // 1000
@@ -58,6 +68,7 @@ def seeded_id(index):
 
 
 class ReferenceUser(FastHttpUser):
+    default_headers = key_headers()
     wait_time = between(1, 3)
 
     @tag("reference")
@@ -72,6 +83,7 @@ class ReferenceUser(FastHttpUser):
 
 
 class CrudUser(FastHttpUser):
+    default_headers = key_headers()
     wait_time = between(1, 3)
 
     def on_start(self):
@@ -122,6 +134,7 @@ class CrudUser(FastHttpUser):
 
 
 class ImageUser(FastHttpUser):
+    default_headers = key_headers()
     wait_time = between(2, 5)
     picture = None
 

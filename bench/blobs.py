@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, RELEASE, ROOT, Server, build  # noqa: E402
+from common import CACHE, RELEASE, ROOT, Server, build, create_key  # noqa: E402
 
 VENV_PYTHON = CACHE / "venv" / "bin" / "python"
 
@@ -53,9 +53,13 @@ def multipart(data):
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+# The API key every request sends (made in main with `api keys create`).
+HEADERS = {}
+
+
 def request(method, url, body=None, content_type=None):
     started = time.perf_counter()
-    req = urllib.request.Request(url, data=body, method=method)
+    req = urllib.request.Request(url, data=body, method=method, headers=HEADERS)
     if content_type:
         req.add_header("Content-Type", content_type)
     with urllib.request.urlopen(req, timeout=60) as response:
@@ -168,6 +172,8 @@ def main():
                       for line in (garage / "env").read_text().splitlines())
             common = {"APP__SERVER__LISTEN": "127.0.0.1:0", "APP__WORKER__CONCURRENCY": "1", "APP__QUEUE__RETRY_BASE_MS": "50",
                       "APP__STORE__URI": f"sqlite://{work}/orders.db"}
+            key = create_key(common["APP__STORE__URI"], "images:read,images:write")
+            HEADERS["Authorization"] = f"Bearer {key}"
             folder = measure("folder", {**common, "APP__IMAGES__BLOB_URL": f"{work}/blobs"},
                              pictures, args.repeat, None, work)
             bucket_url = (f"s3://{s3['ORDERS_TEST_S3_BUCKET']}/bench"

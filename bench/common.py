@@ -23,6 +23,20 @@ def build(*args):
     subprocess.run(["cargo", "build", "--release", "--locked", *args], cwd=ROOT, check=True)
 
 
+def create_key(store_uri, scopes="admin"):
+    """A new API key (`api keys create`) in the store at `store_uri`."""
+    out = subprocess.run([str(RELEASE / "api"), "keys", "create", "--name", "bench",
+                          "--scope", scopes],
+                         env={**os.environ, "APP__STORE__URI": store_uri},
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+def bearer(key):
+    """oha's arguments that send `key`."""
+    return ["-H", f"Authorization: Bearer {key}"]
+
+
 def free_port():
     import socket
     with socket.socket() as s:

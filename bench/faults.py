@@ -76,7 +76,12 @@ class Stack:
         deadline = time.time() + seconds
         while time.time() < deadline:
             try:
-                if requests.get(f"{self.url}/orders?limit=1", timeout=2).status_code == 200 and \
+                # The stack's development key, for every client of this run (locust inherits
+                # it through the environment).
+                key_file = self.dir / "api-key"
+                if key_file.exists():
+                    os.environ["ORDERS_API_KEY"] = key_file.read_text().strip()
+                if session().get(f"{self.url}/orders?limit=1", timeout=2).status_code == 200 and \
                         len(self.pids("api-")) == 3 and len(self.pids("worker-")) == 3:
                     return
             except requests.RequestException:
@@ -192,8 +197,11 @@ def wait_port(port, seconds=30):
 # ---------------------------------------------------------------- clients
 
 def session():
+    """A requests session that sends the running stack's key (ORDERS_API_KEY)."""
     import requests
-    return requests.Session()
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {os.environ.get('ORDERS_API_KEY', '')}"
+    return s
 
 
 def is_json_message(response):

@@ -15,6 +15,9 @@ ACKED = []
 
 class KeyedReferenceUser(FastHttpUser):
     wait_time = between(1, 3)
+    # The stack's API key (ORDERS_API_KEY), as in locustfile.py.
+    default_headers = ({"Authorization": f"Bearer {os.environ['ORDERS_API_KEY']}"}
+                       if os.environ.get("ORDERS_API_KEY") else None)
 
     @task
     def list_orders(self):

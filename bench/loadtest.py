@@ -112,7 +112,8 @@ def run_locust(args, rate, pids):
          "--only-summary", "-u", str(args.users), "-r", str(rate), "-t", f"{args.seconds}s",
          "-H", args.host, "--csv", str(prefix), "--csv-full-history", "--html", f"{prefix}.html",
          "--stop-timeout", "5", "ReferenceUser"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(f"{prefix}.log", "w"))
+        cwd=ROOT, env={**os.environ, "ORDERS_API_KEY": args.api_key},
+        stdout=subprocess.DEVNULL, stderr=open(f"{prefix}.log", "w"))
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.time() - started
     generator_cpu = usage.ru_utime + usage.ru_stime
@@ -173,9 +174,10 @@ def chart(runs, path):
     figure.savefig(path, dpi=100)
 
 
-def oha_step(url, rate, seconds):
+def oha_step(url, rate, seconds, key):
     out = subprocess.run(["oha", "--no-tui", "--output-format", "json", "-q", str(rate), "-z",
-                          f"{seconds}s", "-c", str(min(512, max(16, rate // 50))), url],
+                          f"{seconds}s", "-c", str(min(512, max(16, rate // 50))),
+                          "-H", f"Authorization: Bearer {key}", url],
                          check=True, capture_output=True, text=True).stdout
     result = json.loads(out)
     codes = result["statusCodeDistribution"]
@@ -193,7 +195,7 @@ def max_rps(url, args, pids=None):
     steps, best, rate = [], None, args.start_rate
     while rate <= args.max_rate:
         before = stack_cpu(pids) if pids else {}
-        step = oha_step(url, rate, args.step_seconds)
+        step = oha_step(url, rate, args.step_seconds, args.api_key)
         if pids:
             step["cpu"] = cpu_shares(before, stack_cpu(pids), args.step_seconds)
         steps.append(step)
@@ -301,6 +303,9 @@ def main():
     parser.add_argument("--admin", default="http://127.0.0.1:9000", help="lb's admin address")
     parser.add_argument("--store-uri", default="sqlite://data/orders.db",
                         help="the stack's store, for the reset (APP__STORE__URI wins)")
+    parser.add_argument("--api-key", default=None,
+                        help="the stack's API key (default: ORDERS_API_KEY, else the key "
+                             "infra/run keeps in STACK_DATA_DIR or data/, api-key)")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--rates", default="25,50,100", help="spawn rates; empty: no Locust run")
     parser.add_argument("--seconds", type=int, default=60)
@@ -312,6 +317,10 @@ def main():
     parser.add_argument("--skip-max-rps", action="store_true")
     parser.add_argument("--report", default=str(ROOT / "docs" / "load-test.md"))
     args = parser.parse_args()
+    if not args.api_key:
+        key_file = Path(os.environ.get("STACK_DATA_DIR", ROOT / "data")) / "api-key"
+        args.api_key = os.environ.get("ORDERS_API_KEY") or (
+            key_file.read_text().strip() if key_file.exists() else "")
     if Path(sys.prefix).resolve() != VENV.resolve():
         # Locust's CSVs are read here and the chart drawn with matplotlib: run in the venv.
         subprocess.run([str(ROOT / "infra" / "setup"), "bench"], check=True)
@@ -337,7 +346,9 @@ def main():
     stack_max = ceiling_max = None
     if not args.skip_max_rps:
         seed_reset(args)
-        order = json.load(urllib.request.urlopen(f"{args.host}/orders?limit=1"))["orders"][0]["_id"]
+        first = urllib.request.Request(f"{args.host}/orders?limit=1",
+                                       headers={"Authorization": f"Bearer {args.api_key}"})
+        order = json.load(urllib.request.urlopen(first))["orders"][0]["_id"]
         print("== highest 0%-failure rate through the stack", flush=True)
         stack_max = max_rps(f"{args.host}/orders/{order}", args, args.pids)
         print(f"   {stack_max[0]}/s", flush=True)

@@ -6,7 +6,10 @@ Measures, with oha on one core and the server pinned to the other:
   - the same GET against `ceiling` (axum returning a fixed JSON order: no store, no middleware),
   - the first list page's p50 with 1,000 and with 1,000,000 orders loaded,
   - POST /orders with the default `store.synchronous = "full"` (every commit fsynced) beside
-    `"normal"` (fsynced at checkpoints): what durability costs.
+    `"normal"` (fsynced at checkpoints): what durability costs,
+  - GET /orders/{id} with keys off (`auth.required = false`) and with an unknown key (401, a
+    store lookup each: unknown keys are not cached): what the key check costs.
+Every other case sends an admin key (`api keys create`), as clients of the default settings do.
 Prints requests/s, requests per server CPU-second (from /proc) and the ratios; each figure is
 the median of --repeat runs, with the spread (min-max) beside it.
 
@@ -24,17 +27,22 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from common import CACHE, GENERATOR_CPU, RELEASE, SERVER_CPU, Server, build, fmt, run, summary
+from common import (CACHE, GENERATOR_CPU, RELEASE, SERVER_CPU, Server, bearer, build,
+                    create_key, fmt, run, summary)
 
 ORDER = {"product": "Laptop", "quantity": 1, "customer_name": "John Doe",
          "customer_address": "123 Main St"}
 
 
-def api(db, name, synchronous="full"):
+# A well-formed key that no store holds.
+UNKNOWN_KEY = "shop_0123456789abcdef_" + "A" * 43
+
+
+def api(db, name, synchronous="full", auth=True):
     return Server([str(RELEASE / "api")], env={
         "APP__SERVER__LISTEN": "127.0.0.1:0", "APP__SERVER__INSTANCE": name,
         "APP__STORE__URI": f"sqlite://{db}", "APP__LOG__LEVEL": "info",
-        "APP__STORE__SYNCHRONOUS": synchronous})
+        "APP__STORE__SYNCHRONOUS": synchronous, "APP__AUTH__REQUIRED": str(auth).lower()})
 
 
 def seed(db, count):
@@ -43,8 +51,10 @@ def seed(db, count):
                    stdout=subprocess.DEVNULL)
 
 
-def first_id(server):
-    with urllib.request.urlopen(server.url + "/orders?limit=1") as response:
+def first_id(server, key):
+    request = urllib.request.Request(server.url + "/orders?limit=1",
+                                     headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request) as response:
         return json.load(response)["orders"][0]["_id"]
 
 
@@ -63,10 +73,12 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="bench-orders-"))
     small = work / "small.db"
     seed(small, 1000)
+    key = create_key(f"sqlite://{small}")
     big = CACHE / f"orders-{args.big}.db"
     if not big.exists():
         print(f"seeding {args.big:,} orders into {big} (once)", file=sys.stderr)
         seed(big, args.big)
+    big_key = create_key(f"sqlite://{big}")
 
     rows = {}
     servers = []
@@ -77,12 +89,17 @@ def main():
         servers.append(small_api)
         big_api = api(big, "bench-big")
         servers.append(big_api)
-        order_id = first_id(small_api)
-        post = ["-m", "POST", "-T", "application/json", "-d", json.dumps(ORDER)]
+        open_api = api(small, "bench-open", auth=False)
+        servers.append(open_api)
+        order_id = first_id(small_api, key)
+        post = ["-m", "POST", "-T", "application/json", "-d", json.dumps(ORDER), *bearer(key)]
         cases = [
             ("ceiling: GET /orders/{id}", ceiling, f"/orders/{order_id}", ()),
-            ("api: GET /orders/{id}", small_api, f"/orders/{order_id}", ()),
-            ("api: GET /orders (first page, 100)", small_api, "/orders", ()),
+            ("api: GET /orders/{id}", small_api, f"/orders/{order_id}", bearer(key)),
+            ("api, keys off: GET /orders/{id}", open_api, f"/orders/{order_id}", ()),
+            ("api, unknown key: GET /orders/{id}", small_api, f"/orders/{order_id}",
+             bearer(UNKNOWN_KEY)),
+            ("api: GET /orders (first page, 100)", small_api, "/orders", bearer(key)),
             ("api: POST /orders", small_api, "/orders", post),
         ]
         for _ in range(args.repeat):
@@ -95,8 +112,10 @@ def main():
             for label, server in (("1k", api(small, "bench-1k")), (f"{args.big:,}", big_api)):
                 if server is not big_api:
                     servers.append(server)
+                sent = bearer(big_key if server is big_api else key)
                 latency.setdefault(label, []).append(
-                    run(server, server.url + "/orders", ["-z", f"{args.seconds}s", "-c", "1"]))
+                    run(server, server.url + "/orders",
+                        ["-z", f"{args.seconds}s", "-c", "1", *sent]))
     finally:
         for server in servers:
             server.stop()
@@ -114,6 +133,11 @@ def main():
     ceiling_cpu = summary(rows["ceiling: GET /orders/{id}"], "per_cpu_s")[0]
     get_cpu = summary(rows["api: GET /orders/{id}"], "per_cpu_s")[0]
     print(f"\nGET by id per CPU-second vs ceiling: {get_cpu / ceiling_cpu:.2f}x (goal >= 0.5x)")
+    open_cpu = summary(rows["api, keys off: GET /orders/{id}"], "per_cpu_s")[0]
+    unknown_cpu = summary(rows["api, unknown key: GET /orders/{id}"], "per_cpu_s")[0]
+    print(f"key check: {1e6 / get_cpu - 1e6 / open_cpu:.1f} µs of server CPU per request "
+          f"(GET by id with a key vs keys off); an unknown key's 401 costs "
+          f"{1e6 / unknown_cpu:.1f} µs against {1e6 / get_cpu:.1f} µs for the answer")
     small_p50 = summary(latency["1k"], "p50_ms")[0]
     big_label = f"{args.big:,}"
     big_p50 = summary(latency[big_label], "p50_ms")[0]
@@ -135,13 +159,14 @@ def writes(args):
             seed(db, 1000)
             server = api(db, f"bench-{synchronous}", synchronous)
             servers.append(server)
-            rows[synchronous] = server
+            rows[synchronous] = (server, create_key(f"sqlite://{db}"))
         results = {}
         for _ in range(args.repeat):
-            for synchronous, server in rows.items():
+            for synchronous, (server, key) in rows.items():
                 results.setdefault(synchronous, []).append(run(
                     server, server.url + "/orders",
-                    ["-z", f"{args.seconds}s", "-c", str(args.connections), *post]))
+                    ["-z", f"{args.seconds}s", "-c", str(args.connections), *post,
+                     *bearer(key)]))
     finally:
         for server in servers:
             server.stop()

@@ -186,11 +186,38 @@ async fn the_compose_stack_runs_scales_survives_kills_and_keeps_its_data() {
     let user = stack.ok(&["exec", "-T", "api", "id", "-u"]);
     assert_eq!(user.trim(), "10001");
 
+    // A key, made as the README says (`docker compose exec api api keys create …`); without
+    // one, lb passes on the api's 401, and /metrics stays inside.
+    let made = stack.ok(&[
+        "exec",
+        "-T",
+        "api",
+        "api",
+        "keys",
+        "create",
+        "--name",
+        "compose-test",
+        "--scope",
+        "admin",
+    ]);
+    let key = made
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("shop_"))
+        .unwrap_or_else(|| panic!("no key in:\n{made}"))
+        .to_owned();
+    let anonymous = reqwest::Client::new();
+    assert_eq!(
+        anonymous.get(stack.url("/orders")).fetch().await.status(),
+        401
+    );
+    assert_eq!(
+        anonymous.get(stack.url("/metrics")).fetch().await.status(),
+        404
+    );
+
     // Orders through lb: create, read, replace, delete.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let client = harness::keyed_client(&key);
     let created = client
         .post(stack.url("/orders"))
         .header("content-type", "application/json")

@@ -43,6 +43,7 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
         command
             .current_dir(root)
             .env("SEED_COUNT", "1000")
+            .env("ORDERS_API_KEY", stack.key())
             .args(["-f", "locustfile.py", "--headless", "--only-summary"])
             .args(["-u", "20", "-r", "10", "-t", "12s", "--stop-timeout", "5"])
             .args(["-H", &host, "--csv"])

@@ -43,6 +43,19 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     }
     let mut stack = Stack::start(data.path(), &env);
     stack.wait_until_serving();
+    // The first start made a development key and printed it with the address.
+    let key = stack.key();
+    assert!(
+        stack.output().contains(&key),
+        "the key is not in the banner"
+    );
+    let anonymous = reqwest::Client::new();
+    let refused = anonymous.get(stack.url("/orders")).fetch().await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().contains_key("www-authenticate"));
+    // The replicas' metrics are not served through the lb's public port.
+    let metrics = anonymous.get(stack.url("/metrics")).fetch().await;
+    assert_eq!(metrics.status(), 404);
     let client = stack.client();
     let created = client
         .post(stack.url("/orders"))
@@ -99,6 +112,17 @@ async fn the_main_command_starts_the_balanced_stack_and_stops_it_cleanly() {
     let reads = format!(" GET /orders/{id} 200 ");
     assert_eq!(access.matches(&reads).count(), 10, "{access}");
     assert!(!log.contains(&format!("/orders/{id}")), "{log}");
+    // A second start on the same data keeps the key, which still works.
+    let again = Stack::start(data.path(), &env);
+    again.wait_until_serving();
+    assert_eq!(again.key(), key);
+    let read = again
+        .client()
+        .get(again.url(&format!("/orders/{id}")))
+        .fetch()
+        .await;
+    assert_eq!(read.status(), 200);
+    drop(again);
     if let Store::Mongo { uri, database } = &store {
         mongo::drop_database(uri, database).await;
     }

@@ -28,6 +28,13 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
     assert!(stderr.contains("tls.redirect_http"), "{stderr}");
     let stderr = refused(&[("APP__UPSTREAMS__ADDRESSES", "api:http")]);
     assert!(stderr.contains("upstreams.addresses"), "{stderr}");
+    for paths in ["metrics", "/metrics/", "/"] {
+        let stderr = refused(&[("APP__SERVER__INTERNAL_PATHS", paths)]);
+        assert!(
+            stderr.contains("server.internal_paths"),
+            "{paths}: {stderr}"
+        );
+    }
 }
 
 /// The shipped local configuration loads; environment variables override its addresses, and an

@@ -209,3 +209,35 @@ async fn an_early_answer_reaches_a_client_that_sends_everything_first() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], lb.port));
     harness::assert_early_answers_are_readable(addr, None).await;
 }
+
+/// `/metrics` (and any path in `server.internal_paths`) is answered 404 by the lb itself on its
+/// public listener, however it is spelled, and never reaches a replica; the rest passes.
+#[tokio::test]
+async fn internal_paths_are_not_forwarded_from_the_public_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (apis, lb) = balanced(
+        dir.path(),
+        1,
+        &[("APP__SERVER__INTERNAL_PATHS", "/metrics,/internal")],
+    );
+    let client = reqwest::Client::new();
+    for path in [
+        "/metrics",
+        "/metrics/",
+        "/metrics?x=1",
+        "/%6detrics",
+        "/%6D%65trics/x",
+        "/internal",
+        "/internal/debug",
+    ] {
+        let response = client.get(lb.url(path)).fetch().await;
+        assert_eq!(response.status(), 404, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    assert_eq!(client.get(lb.url("/orders")).fetch().await.status(), 200);
+    assert_eq!(client.get(lb.url("/internals")).fetch().await.status(), 404);
+    // The replica never saw a metrics request: its own counter (read directly) is 0.
+    assert_eq!(crate::balancer::requests(&apis[0], "/metrics"), 0);
+    assert!(crate::balancer::requests(&apis[0], "/orders") >= 1);
+}
