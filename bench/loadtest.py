@@ -321,6 +321,9 @@ def main():
         key_file = Path(os.environ.get("STACK_DATA_DIR", ROOT / "data")) / "api-key"
         args.api_key = os.environ.get("ORDERS_API_KEY") or (
             key_file.read_text().strip() if key_file.exists() else "")
+        if not args.api_key:
+            raise SystemExit(f"no API key: give --api-key, set ORDERS_API_KEY, or start the "
+                             f"stack with infra/run (it writes {key_file})")
     if Path(sys.prefix).resolve() != VENV.resolve():
         # Locust's CSVs are read here and the chart drawn with matplotlib: run in the venv.
         subprocess.run([str(ROOT / "infra" / "setup"), "bench"], check=True)

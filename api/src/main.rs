@@ -175,7 +175,7 @@ fn main() -> ExitCode {
     let binary = service::binary!("Orders REST API and image uploads");
     let cli: Cli = binary.parse();
     match cli.command {
-        Some(Command::Keys(command)) => service::run_async(
+        Some(Command::Keys(command)) => service::run_command(
             "api keys",
             &cli.config,
             |s: &Settings| s.check(&[Store]),

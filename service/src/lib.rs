@@ -9,4 +9,4 @@ pub mod settings;
 mod startup;
 
 pub use settings::{ConfigError, Family};
-pub use startup::{Binary, ConfigFile, Settings, run, run_async, shutdown_signal};
+pub use startup::{Binary, ConfigFile, Settings, run, run_async, run_command, shutdown_signal};

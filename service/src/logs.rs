@@ -1,5 +1,5 @@
 //! Logs are set up here, once per process: structured `tracing` events as text or JSON lines on
-//! stdout, filtered by the configured level unless `RUST_LOG` says otherwise. Libraries' `log`
+//! stdout (stderr for commands whose stdout is their answer), filtered by the configured level unless `RUST_LOG` says otherwise. Libraries' `log`
 //! records (pingora's) reach `tracing` through the subscriber's log bridge.
 
 use std::io::Write;
@@ -54,49 +54,63 @@ impl LogSettings {
     }
 }
 
-pub fn init(settings: &LogSettings) {
+/// Where a process writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Services: the supervisor or the container runtime collects stdout.
+    Stdout,
+    /// Commands whose stdout is their answer (`api keys create` prints a key there).
+    Stderr,
+}
+
+pub fn init(settings: &LogSettings, output: Output) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(false);
+    let prefix: &'static str = Box::leak(settings.prefix.clone().into_boxed_str());
+    let writer = Lines { prefix, output };
     match settings.format {
-        LogFormat::Text if !settings.prefix.is_empty() => {
-            let prefix: &'static str = Box::leak(settings.prefix.clone().into_boxed_str());
-            builder.with_writer(Prefixed(prefix)).init();
-        }
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.with_writer(writer).init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_writer(writer)
             .init(),
     }
 }
 
-/// Stdout, each line behind a fixed prefix.
-struct Prefixed(&'static str);
+/// Whole lines to `output`, each behind a fixed prefix (`infra/run` gives each process its
+/// name; empty for none).
+struct Lines {
+    prefix: &'static str,
+    output: Output,
+}
 
 /// One event's text, written out whole (behind the prefix) when the subscriber is done with it,
 /// so that lines of concurrent events never interleave.
-struct PrefixedLine {
+struct Line {
     prefix: &'static str,
+    output: Output,
     line: Vec<u8>,
 }
 
-impl<'a> MakeWriter<'a> for Prefixed {
-    type Writer = PrefixedLine;
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = Line;
 
-    fn make_writer(&'a self) -> PrefixedLine {
-        PrefixedLine {
-            prefix: self.0,
+    fn make_writer(&'a self) -> Line {
+        Line {
+            prefix: self.prefix,
+            output: self.output,
             line: Vec::with_capacity(256),
         }
     }
 }
 
-impl Write for PrefixedLine {
+impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.line.extend_from_slice(bytes);
         Ok(bytes.len())
@@ -107,10 +121,14 @@ impl Write for PrefixedLine {
     }
 }
 
-impl Drop for PrefixedLine {
+impl Drop for Line {
     fn drop(&mut self) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(self.prefix.as_bytes());
-        let _ = out.write_all(&self.line);
+        let mut whole = Vec::with_capacity(self.prefix.len() + self.line.len());
+        whole.extend_from_slice(self.prefix.as_bytes());
+        whole.extend_from_slice(&self.line);
+        let _ = match self.output {
+            Output::Stdout => std::io::stdout().lock().write_all(&whole),
+            Output::Stderr => std::io::stderr().lock().write_all(&whole),
+        };
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::logs::{self, LogSettings};
+use crate::logs::{self, LogSettings, Output};
 use crate::settings::{self, ConfigError, Family};
 
 /// A binary's settings: which file family they belong to and where the log settings are.
@@ -79,9 +79,19 @@ impl Binary {
     }
 }
 
-/// Loads and checks the settings (`check` covers the sections this binary uses), sets up logs,
-/// then runs `main`.
+/// Loads and checks the settings (`check` covers the sections this binary uses), sets up logs
+/// on stdout, then runs `main`.
 pub fn run<S: Settings>(
+    binary: &str,
+    file: &ConfigFile,
+    check: impl FnOnce(&S) -> Result<(), ConfigError>,
+    main: impl FnOnce(S) -> anyhow::Result<()>,
+) -> ExitCode {
+    run_logging_to(Output::Stdout, binary, file, check, main)
+}
+
+fn run_logging_to<S: Settings>(
+    output: Output,
     binary: &str,
     file: &ConfigFile,
     check: impl FnOnce(&S) -> Result<(), ConfigError>,
@@ -99,7 +109,7 @@ pub fn run<S: Settings>(
             return ExitCode::from(2);
         }
     };
-    logs::init(loaded.settings.log());
+    logs::init(loaded.settings.log(), output);
     for variable in &loaded.skipped {
         tracing::warn!(%variable, "ignored: a setting of another binary of this project");
     }
@@ -125,7 +135,35 @@ where
     S: Settings,
     F: Future<Output = anyhow::Result<()>>,
 {
-    run(binary, file, check, |settings| {
+    run_async_logging_to(Output::Stdout, binary, file, check, main)
+}
+
+/// [`run_async`] for a command whose stdout is its answer: its log lines go to stderr.
+pub fn run_command<S, F>(
+    binary: &str,
+    file: &ConfigFile,
+    check: impl FnOnce(&S) -> Result<(), ConfigError>,
+    main: impl FnOnce(S) -> F,
+) -> ExitCode
+where
+    S: Settings,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    run_async_logging_to(Output::Stderr, binary, file, check, main)
+}
+
+fn run_async_logging_to<S, F>(
+    output: Output,
+    binary: &str,
+    file: &ConfigFile,
+    check: impl FnOnce(&S) -> Result<(), ConfigError>,
+    main: impl FnOnce(S) -> F,
+) -> ExitCode
+where
+    S: Settings,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    run_logging_to(output, binary, file, check, |settings| {
         let runtime = tokio::runtime::Runtime::new()?;
         let outcome = runtime.block_on(main(settings));
         // Blocking work still running (a resize handed back at shutdown) cannot be cancelled and

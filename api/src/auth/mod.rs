@@ -1,6 +1,6 @@
 //! API keys: who may call the api, and with which scopes. A key is made once (`api keys
 //! create`), kept only as its hash in the order store (so every replica sees the same keys),
-//! and checked on every request to `/orders` and `/images`; each replica caches what it read for
+//! and checked on every request to `/orders`, `/images` and `/metrics`; each replica caches what it read for
 //! `auth.cache_ttl`, so a revoked key stops working within that time.
 
 mod key;
@@ -140,13 +140,20 @@ impl Authenticator {
                 match self.keys.find_api_key(id).await {
                     Ok(Some(record)) => Ok(Arc::new(record)),
                     Ok(None) => Err(Miss::Unknown),
-                    Err(error) => Err(Miss::Store(error.to_string())),
+                    Err(error) => Err(Miss::Store(error)),
                 }
             })
             .await
             .map_err(|miss| match &*miss {
                 Miss::Unknown => AuthError::Unknown,
-                Miss::Store(cause) => AuthError::Store(StoreError::Unavailable(cause.clone())),
+                // The error is shared by the requests that waited on this lookup.
+                Miss::Store(StoreError::Unavailable(cause)) => {
+                    AuthError::Store(StoreError::Unavailable(cause.clone()))
+                }
+                Miss::Store(StoreError::Full) => AuthError::Store(StoreError::Full),
+                Miss::Store(other) => {
+                    AuthError::Store(StoreError::Internal(anyhow::anyhow!("{other}")))
+                }
             })?;
         if !record.hash.matches(&key.hash()) {
             return Err(AuthError::Unknown);
@@ -167,7 +174,7 @@ impl Authenticator {
 /// Why a lookup found no record.
 enum Miss {
     Unknown,
-    Store(String),
+    Store(StoreError),
 }
 
 /// The key in an Authorization value `Bearer <key>` (the scheme in any case, RFC 9110).
@@ -212,6 +219,8 @@ mod tests {
         let key = ApiKey::generate();
         assert!(holds_a_key(&format!("access_token={}", key.reveal())));
         assert!(holds_a_key(&format!("limit=5&k={}&x=1", key.reveal())));
+        let encoded = key.reveal().replace('_', "%5F");
+        assert!(holds_a_key(&format!("access_token={encoded}")));
         assert!(!holds_a_key("customer_name=shop_owner"));
         assert!(!holds_a_key("shop_é"));
     }

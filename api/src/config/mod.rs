@@ -154,8 +154,8 @@ pub struct ServerSettings {
     /// Address to listen on; port 0 picks a free port (reported in the log).
     pub listen: SocketAddr,
     /// A second, private address answering only `/metrics`, `/healthz` and `/readyz`, with no
-    /// key: for Prometheus on the private network. None by default (then `/metrics` on
-    /// `listen` needs a key with `admin`).
+    /// key: for Prometheus on the private network. None by default. (`/metrics` on `listen`
+    /// always needs a key with `admin`.)
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
     /// Largest request body accepted, in bytes.

@@ -134,8 +134,15 @@ fn secure(document: &mut Value) {
             continue;
         };
         for (method, operation) in operations {
-            let Ok(method) = method.to_uppercase().parse::<axum::http::Method>() else {
-                continue;
+            // Only operations: a path item's other keys (`parameters`, `summary`) are not.
+            let method = match method.as_str() {
+                "get" => axum::http::Method::GET,
+                "head" => axum::http::Method::HEAD,
+                "post" => axum::http::Method::POST,
+                "put" => axum::http::Method::PUT,
+                "patch" => axum::http::Method::PATCH,
+                "delete" => axum::http::Method::DELETE,
+                _ => continue,
             };
             operation["security"] = json!([{"apiKey": [area.needed(&method).as_str()]}]);
             operation["responses"]["401"] = error(

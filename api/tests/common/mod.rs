@@ -32,11 +32,11 @@ pub struct TestApp {
     pub metrics_addr: Option<SocketAddr>,
     /// Sends `key` with every request.
     pub client: Client,
-    /// An `admin` key (whatever `auth.required` says).
+    /// An `admin` key (whatever `auth.required` says); empty for an app not waited for (its
+    /// store may never answer).
     pub key: String,
     /// The app's store, opened again: for keys and for what a test checks behind the API.
     pub stores: Stores,
-    pub settings: Settings,
     pub dir: TempDir,
 }
 
@@ -65,8 +65,10 @@ pub async fn spawn_sqlite_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
 }
 
 async fn spawn(on_mongo: bool, customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let app = spawn_unchecked(on_mongo, customise).await;
+    let mut app = spawn_unchecked(on_mongo, customise).await;
     app.wait_until_ready(Duration::from_secs(20)).await;
+    app.key = make_key(&app.stores, &[Scope::Admin]).await;
+    app.client = client_with_key(&app.key);
     app
 }
 
@@ -95,14 +97,12 @@ async fn spawn_unchecked(on_mongo: bool, customise: impl FnOnce(&mut Settings)) 
     let metrics_addr = app.metrics_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     let stores = api::store::open(&settings.store).await.unwrap();
-    let key = make_key(&stores, &[Scope::Admin]).await;
     TestApp {
         addr,
         metrics_addr,
-        client: client_with_key(&key),
-        key,
+        client: client(),
+        key: String::new(),
         stores,
-        settings,
         dir,
     }
 }
@@ -210,7 +210,6 @@ pub async fn error_body(response: Response, status: u16) -> Value {
 /// Sends `request` as raw bytes on a new connection, with the app's key added after the request
 /// line, and reads the whole answer (bounded).
 pub async fn raw_http(app: &TestApp, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let line_end = request
         .windows(2)
         .position(|w| w == b"\r\n")
@@ -219,9 +218,15 @@ pub async fn raw_http(app: &TestApp, request: &[u8]) -> String {
     let mut keyed = request[..line_end].to_vec();
     keyed.extend(format!("Authorization: Bearer {}\r\n", app.key).into_bytes());
     keyed.extend(&request[line_end..]);
+    raw_http_unkeyed(app, &keyed).await
+}
+
+/// As [`raw_http`], with the request exactly as given.
+pub async fn raw_http_unkeyed(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     // The server may answer and close before reading everything: that is its right.
-    let _ = stream.write_all(&keyed).await;
+    let _ = stream.write_all(request).await;
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
         .await

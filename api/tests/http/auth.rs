@@ -278,7 +278,7 @@ async fn malformed_and_hostile_authorization_headers_are_401() {
         .await;
     error_body(twice, 401).await;
     // Bytes that are not text.
-    let raw = crate::common::raw_http(
+    let raw = crate::common::raw_http_unkeyed(
         &app,
         b"GET /orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n",
     )
