@@ -19,7 +19,7 @@ async fn a_short_locust_run_of_each_user_class_has_no_failures() {
     let mut stack = Stack::start(data.path(), &[("APP__LOG__LEVEL", "warn".into())]);
     stack.wait_until_serving();
     let host = stack.url("");
-    let client = reqwest::Client::new();
+    let client = stack.client();
 
     let seeded = Command::new(harness::binary("seed"))
         .current_dir(root)

@@ -374,7 +374,7 @@ async fn another_binarys_setting_is_skipped_with_a_warning_and_an_unknown_one_re
     let ready = client().get(process.url("/readyz")).fetch().await;
     assert_eq!(ready.status(), 200);
     let log = process.process.output();
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+    let warnings = process.process.warnings();
     assert_eq!(warnings.len(), 2, "{log}");
     assert!(
         warnings.iter().any(|l| l.contains("APP__RETRIES__MAX")),

@@ -87,6 +87,15 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Its warning lines, less the one `Api::start` causes by turning keys off.
+    pub fn warnings(&self) -> Vec<String> {
+        self.output()
+            .lines()
+            .filter(|l| l.contains("WARN") && !l.contains("auth.required is off"))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

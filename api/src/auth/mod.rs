@@ -187,8 +187,10 @@ fn bearer(value: &str) -> Result<ApiKey, AuthError> {
 }
 
 /// Whether `text` (a URL's query) carries something shaped like a key: keys belong in the
-/// header, and a URL ends up in logs and browser histories.
+/// header, and a URL ends up in logs and browser histories. Percent-encoding is undone first,
+/// so `shop%5F…` is caught too.
 pub fn holds_a_key(text: &str) -> bool {
+    let text = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
     text.match_indices(PREFIX).any(|(at, _)| {
         text.get(at..at + LENGTH)
             .is_some_and(|k| ApiKey::parse(k).is_some())
