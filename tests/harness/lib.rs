@@ -7,6 +7,7 @@
 //! (`CI=true`), where it fails: see [`available`].
 
 pub mod compose;
+pub mod droplets;
 mod fetch;
 pub mod mongo;
 pub mod pictures;
