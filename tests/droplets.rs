@@ -258,9 +258,8 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
             ),
             (
                 "redis-server",
-                format!(
-                    "redis-server --bind 10.86.0.20 --port 6379 --requirepass {REDIS_PASSWORD} --dir /var/lib/shop --appendonly yes --save ''"
-                ),
+                "sh -c 'touch /etc/shop/redis.conf && exec redis-server /etc/shop/redis.conf --port 6379 --dir /var/lib/shop'"
+                    .to_owned(),
             ),
         ]),
     );
@@ -332,7 +331,7 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
         dir.join("secrets.env"),
         &format!(
             "APP__STORE__URI=mongodb://10.86.0.20:27017/\nAPP__QUEUE__URL=redis://:{REDIS_PASSWORD}@10.86.0.20:6379/0\n\
-             AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+             AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\nSHOP_REDIS_PASSWORD={REDIS_PASSWORD}\n",
             s3["ORDERS_TEST_S3_KEY_ID"], s3["ORDERS_TEST_S3_SECRET"]
         ),
     );
