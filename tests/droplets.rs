@@ -180,6 +180,9 @@ fn deploy(network: &Network, dir: &Path) {
                 .display()
                 .to_string(),
         ])
+        // Prometheus and node_exporter are not on this machine; the monitoring files are checked
+        // by tests/deployment_files.rs.
+        .arg("--no-monitoring")
         .args([
             "--service-ctl",
             &format!("{} -c /etc/shop/supervisord.conf", supervisorctl.display()),
@@ -478,7 +481,7 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
         tally.report()
     );
 
-    phase("app2 cut and back");
+    phase(&format!("app2 cut and back: {}", tally.report()));
     // The data droplet cut for 10 s: 503 JSON while it is away, then service by itself.
     network.link("data", false);
     let (key_during, id) = (key.clone(), ids[0].clone());
@@ -523,7 +526,9 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
         panic!("no recovery 60 s after the data droplet came back");
     });
 
-    phase("data cut and recovered");
+    phase(&format!(
+        "data cut and recovered: answers while away {during:?}"
+    ));
     // A rolling deploy across the three app droplets under load: no request fails.
     let before: Vec<String> = ["app1", "app2", "app3"]
         .iter()
@@ -554,6 +559,7 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
         "rolling deploy: {}",
         tally.report()
     );
+    phase(&format!("rolling deploy: {}", tally.report()));
     for (old, new) in before.iter().zip(&after) {
         assert!(
             !new.is_empty() && old != new,

@@ -4,7 +4,7 @@ output "hosts" {
   description = "Every droplet: its role, the address infra/deploy reaches it on, its VPC address."
   value = merge(
     { (digitalocean_droplet.lb.name) = {
-      role = "lb", ssh_address = digitalocean_droplet.lb.ipv4_address,
+      role       = "lb", ssh_address = digitalocean_droplet.lb.ipv4_address,
       private_ip = digitalocean_droplet.lb.ipv4_address_private
     } },
     { for d in digitalocean_droplet.app : d.name => {
