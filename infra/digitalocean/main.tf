@@ -287,6 +287,13 @@ resource "digitalocean_database_firewall" "mongodb" {
   rule {
     type  = "tag"
     value = digitalocean_tag.role["worker"].id
+  } # The data droplet's backup (mongodump) when it hosts the other store.
+  dynamic "rule" {
+    for_each = local.droplets.data.count > 0 ? ["data"] : []
+    content {
+      type  = "tag"
+      value = digitalocean_tag.role["data"].id
+    }
   }
 }
 
@@ -300,6 +307,13 @@ resource "digitalocean_database_firewall" "valkey" {
   rule {
     type  = "tag"
     value = digitalocean_tag.role["worker"].id
+  } # The data droplet's backup (mongodump) when it hosts the other store.
+  dynamic "rule" {
+    for_each = local.droplets.data.count > 0 ? ["data"] : []
+    content {
+      type  = "tag"
+      value = digitalocean_tag.role["data"].id
+    }
   }
 }
 

@@ -24,8 +24,10 @@ variable "admin_cidrs" {
   description = "Addresses allowed to SSH to the droplets (infra/deploy runs from one of them)."
   type        = list(string)
   validation {
-    condition     = length(var.admin_cidrs) > 0 && !contains(var.admin_cidrs, "0.0.0.0/0")
-    error_message = "admin_cidrs names your own addresses, not the whole internet."
+    condition = length(var.admin_cidrs) > 0 && !contains(var.admin_cidrs, "0.0.0.0/0") && alltrue([
+      for c in var.admin_cidrs : can(cidrhost(c, 0)) && !strcontains(c, ":")
+    ])
+    error_message = "admin_cidrs names your own IPv4 addresses (CIDR), not the whole internet."
   }
 }
 
