@@ -344,3 +344,91 @@ fn the_terraform_files_parse_and_the_default_plan_is_within_budget() {
         "terraform test: {text}"
     );
 }
+
+/// `infra/deploy` refuses a broken inventory or secrets file with one line naming the problem,
+/// before it builds or reaches any host, and never prints a secret.
+#[test]
+fn deploy_refuses_bad_inventories_and_secrets_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = inventory(dir.path());
+    let deploy = |inventory: &Path, secrets: &Path| {
+        output(
+            Command::new(root().join("infra/deploy"))
+                .env("SHOP_SSH", "false")
+                .args(["--inventory", &inventory.display().to_string()])
+                .args(["--secrets", &secrets.display().to_string()])
+                .args(["--binaries", &dir.path().display().to_string()]),
+        )
+    };
+    let write = |name: &str, text: &str, mode: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (changed, _) = output(Command::new("chmod").arg(mode).arg(&path));
+        assert!(changed);
+        path
+    };
+    let secrets = write(
+        "secrets.env",
+        "APP__STORE__URI=mongodb://10.0.0.1/\n",
+        "600",
+    );
+    let huge = "x".repeat(1 << 20);
+    let inventories = [
+        (dir.path().join("missing.json"), "No such file"),
+        (write("bad.json", "{\"hosts\": ", "644"), "--inventory"),
+        (
+            write("list.json", "{\"hosts\": {\"value\": [1, 2]}}", "644"),
+            "not a map of hosts",
+        ),
+        (
+            write(
+                "role.json",
+                r#"{"hosts": {"value": {"x": {"role": "root", "ssh_address": "a", "private_ip": "10.0.0.1"}}}, "admin_cidrs": [], "blob_url": "s3://b"}"#,
+                "644",
+            ),
+            "unknown role",
+        ),
+        (
+            write(
+                "noip.json",
+                r#"{"hosts": {"value": {"x": {"role": "app", "ssh_address": "a"}}}}"#,
+                "644",
+            ),
+            "has no private_ip",
+        ),
+        (write("huge.json", &huge, "644"), "--inventory"),
+    ];
+    for (path, said) in &inventories {
+        let (ok, text) = deploy(path, &secrets);
+        assert!(!ok, "{}: {text}", path.display());
+        assert!(
+            text.contains("deploy: ") && text.contains(said) && !text.contains("Traceback"),
+            "{}: {text}",
+            path.display()
+        );
+    }
+    let bad_secrets = [
+        (
+            write("open.env", "AWS_SECRET_ACCESS_KEY=hunter2\n", "644"),
+            "chmod 600",
+        ),
+        (
+            write("line.env", "not a setting\n", "600"),
+            "expected KEY=value",
+        ),
+        (
+            write("quote.env", "SHOP_REDIS_PASSWORD=hunter2\"x\n", "600"),
+            "SHOP_REDIS_PASSWORD",
+        ),
+        (dir.path().join("none.env"), "no secrets file"),
+    ];
+    for (path, said) in &bad_secrets {
+        let (ok, text) = deploy(&good, path);
+        assert!(!ok, "{}: {text}", path.display());
+        assert!(
+            text.contains(said) && !text.contains("hunter2") && !text.contains("Traceback"),
+            "{}: {text}",
+            path.display()
+        );
+    }
+}
