@@ -34,19 +34,24 @@ fn succeed(mut command: Command) -> String {
     text
 }
 
+/// The S3 test server's bucket, once rclone and sqlite3 are there too; `None`: skip.
+fn tools_and_bucket() -> Option<S3Bucket> {
+    let found = ["rclone", "sqlite3"]
+        .iter()
+        .all(|tool| harness::on_path(tool).is_some());
+    if !available(found, "rclone and sqlite3 (infra/setup test)") {
+        return None;
+    }
+    S3Bucket::from_env()
+}
+
 fn sqlite(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
 #[tokio::test]
 async fn a_backup_restores_into_a_fresh_store_with_every_order() {
-    let tools_found = ["rclone", "sqlite3"]
-        .iter()
-        .all(|tool| harness::on_path(tool).is_some());
-    if !available(tools_found, "rclone and sqlite3 (infra/setup test)") {
-        return;
-    }
-    let Some(bucket) = S3Bucket::from_env() else {
+    let Some(bucket) = tools_and_bucket() else {
         return;
     };
     let url = bucket.unique_url();
@@ -123,13 +128,7 @@ async fn a_backup_restores_into_a_fresh_store_with_every_order() {
 /// A wrong bucket key or a store of the wrong kind fails loudly, naming no secret.
 #[test]
 fn bad_settings_fail_with_a_reason() {
-    let tools_found = ["rclone", "sqlite3"]
-        .iter()
-        .all(|tool| harness::on_path(tool).is_some());
-    if !available(tools_found, "rclone and sqlite3 (infra/setup test)") {
-        return;
-    }
-    let Some(bucket) = S3Bucket::from_env() else {
+    let Some(bucket) = tools_and_bucket() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

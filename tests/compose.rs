@@ -35,16 +35,10 @@ fn lint(program: &std::path::Path, args: &[&str]) -> Result<(), String> {
 #[test]
 fn the_container_files_pass_their_linters() {
     let venv = root().join("target/venv/docker/bin");
-    let tools = std::env::var_os("HOME")
-        .map(|home| std::path::PathBuf::from(home).join(".cache/orders-tools/bin"))
-        .unwrap();
-    let tools = std::env::var_os("ORDERS_TOOLS")
-        .map(|t| std::path::PathBuf::from(t).join("bin"))
-        .unwrap_or(tools);
     let (hadolint, schema, promtool) = (
         venv.join("hadolint"),
         venv.join("check-jsonschema"),
-        tools.join("promtool"),
+        harness::tool("promtool"),
     );
     if !(available(hadolint.is_file(), "hadolint (target/venv/docker)")
         && available(schema.is_file(), "check-jsonschema (target/venv/docker)")

@@ -11,13 +11,6 @@ fn digitalocean() -> PathBuf {
     root().join("infra/digitalocean")
 }
 
-fn tools() -> PathBuf {
-    std::env::var("ORDERS_TOOLS").map_or_else(
-        |_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/orders-tools"),
-        PathBuf::from,
-    )
-}
-
 fn output(command: &mut Command) -> (bool, String) {
     let output = command
         .output()
@@ -217,7 +210,7 @@ fn parse_yaml(text: &str) -> Option<serde_json::Value> {
 /// Prometheus's configuration and every alert rule load in promtool.
 #[test]
 fn the_monitoring_configuration_and_rules_load() {
-    let promtool = tools().join("bin/promtool");
+    let promtool = harness::tool("promtool");
     if !available(promtool.is_file(), "promtool (infra/setup test)") {
         return;
     }

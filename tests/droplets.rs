@@ -209,11 +209,7 @@ fn api_pid(host: &Host) -> String {
 
 #[test]
 fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failures() {
-    let tools = std::env::var("ORDERS_TOOLS").map_or_else(
-        |_| std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/orders-tools"),
-        std::path::PathBuf::from,
-    );
-    let secantusd = tools.join("bin/secantusd-rs");
+    let secantusd = harness::tool("secantusd-rs");
     let supervisord = root().join("target/venv/run/bin/supervisord");
     if !available(
         harness::droplets::possible(),
@@ -222,7 +218,7 @@ fn droplets_deployed_by_infra_deploy_serve_survive_faults_and_roll_without_failu
         secantusd.is_file(),
         "the MongoDB test server (infra/setup test)",
     ) || !available(
-        tools.join("bin/garage").is_file(),
+        harness::tool("garage").is_file(),
         "Garage (infra/setup test)",
     ) || !available(supervisord.is_file(), "supervisord (target/venv/run)")
         || !available(harness::on_path("redis-server").is_some(), "redis-server")

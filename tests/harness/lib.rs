@@ -38,6 +38,18 @@ pub fn keyed_client(key: &str) -> reqwest::Client {
         .unwrap()
 }
 
+/// A tool `infra/setup` keeps in its cache outside the repository (`ORDERS_TOOLS`, default
+/// `~/.cache/orders-tools`): `tool("promtool")` is `…/bin/promtool`.
+pub fn tool(name: &str) -> PathBuf {
+    std::env::var_os("ORDERS_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/orders-tools")
+        })
+        .join("bin")
+        .join(name)
+}
+
 /// The workspace's root folder.
 pub fn root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
