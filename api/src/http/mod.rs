@@ -32,7 +32,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing::Span;
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 
 use self::auth::{Area, Guard};
@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::show))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(run_to_end))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -184,6 +185,19 @@ async fn drop_unplain_request_id(mut request: Request, next: Next) -> Response<B
         headers.remove(&REQUEST_ID);
     }
     next.run(request).await
+}
+
+/// Runs the rest of a request as a task of its own, so that it reaches its end even when the
+/// client hangs up and hyper drops the request. A store operation cut part-way can wedge its
+/// driver: the MongoDB driver's manual asks for every operation to be polled to its end, and
+/// dropped ones stalled later requests for up to 100 s. An idempotent POST is not left half done
+/// either.
+async fn run_to_end(request: Request, next: Next) -> Response<Body> {
+    match tokio::spawn(next.run(request).in_current_span()).await {
+        Ok(response) => response,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => ApiError::Internal(error.into()).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -207,3 +207,37 @@ async fn an_early_answer_reaches_a_client_that_sends_everything_first() {
     let (status, body) = without_key.expect("the client read the answer");
     assert_eq!(status, 401, "{body}");
 }
+
+/// Clients that hang up while their requests wait on the store (a load generator's deadline, a
+/// proxy's timeout) must not stall the requests after them. The MongoDB driver's manual asks for
+/// every operation to be polled to its end; dropped part-way, they left later operations waiting
+/// up to 100 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_hanging_up_mid_request_do_not_stall_later_requests() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    for _ in 0..100 {
+        app.create(&reference_order()).await;
+    }
+    let request = format!(
+        "GET /orders?limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        app.key
+    );
+    for round in 0..10 {
+        let mut hangups = tokio::task::JoinSet::new();
+        for i in 0..64u64 {
+            let (addr, request) = (app.addr, request.clone());
+            hangups.spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.write_all(request.as_bytes()).await.unwrap();
+                // Spread over the time a list takes, so some hang up mid-operation.
+                tokio::time::sleep(Duration::from_micros(i * 40)).await;
+            });
+        }
+        while hangups.join_next().await.is_some() {}
+        let answer = tokio::time::timeout(Duration::from_secs(5), app.get("/orders?limit=1"))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no answer in 5 s after clients hung up"));
+        assert_eq!(answer.status(), 200, "round {round}");
+    }
+}
