@@ -87,6 +87,7 @@ impl Application {
             orders: stores.orders,
             images: stores.images,
             keys: stores.keys,
+            run_to_end: stores.run_to_end,
             auth,
             cors: http::cors_layer(&settings.cors),
             key_retention: settings.idempotency.retention,

@@ -161,16 +161,21 @@ pub struct Stores {
     pub images: Arc<dyn ImageStore>,
     pub keys: Arc<dyn KeyStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// An operation must be polled to its end, never dropped part-way: the MongoDB driver's
+    /// manual asks for it, and dropped operations stalled later ones for up to 100 s. SQLite
+    /// work runs on its connection's thread whatever happens to the future awaiting it.
+    pub run_to_end: bool,
 }
 
 impl Stores {
-    fn of<T: OrderStore + ImageStore + KeyStore + ApiKeyStore>(store: T) -> Self {
+    fn of<T: OrderStore + ImageStore + KeyStore + ApiKeyStore>(store: T, run_to_end: bool) -> Self {
         let store = Arc::new(store);
         Self {
             orders: store.clone(),
             images: store.clone(),
             keys: store.clone(),
             api_keys: store,
+            run_to_end,
         }
     }
 }
@@ -178,7 +183,9 @@ impl Stores {
 /// Opens the backend the settings name, creating its schema when missing.
 pub async fn open(settings: &StoreSettings) -> Result<Stores, StoreError> {
     match settings.backend() {
-        StoreBackend::Sqlite(path) => Ok(Stores::of(SqliteStore::open(&path, settings).await?)),
-        StoreBackend::Mongo => Ok(Stores::of(MongoStore::open(settings).await?)),
+        StoreBackend::Sqlite(path) => {
+            Ok(Stores::of(SqliteStore::open(&path, settings).await?, false))
+        }
+        StoreBackend::Mongo => Ok(Stores::of(MongoStore::open(settings).await?, true)),
     }
 }
