@@ -426,26 +426,31 @@ def table(sizes, results, args):
                     f"{statistics.median(s['rps'] for s in best):,.0f} req/s, "
                     f"p95 {statistics.median(s['p95'] for s in best):,.0f} ms, app at "
                     f"{statistics.median(s['app_cpu'] for s in best):.0%} of a core")
+            if len(best) < len(rows):
+                text += f" in {len(best)} of {len(rows)} runs"
         else:
             first = [r[f"{name}_steps"][0] for r in rows]
             text = (f"not {first[0]['users']:,} users: p95 "
                     f"{statistics.median(s['p95'] for s in first):,.0f} ms, "
                     f"{sum(s['failures'] for s in first)} failures")
         # What held the next step back: the step after the best one, in each run.
-        limits = set()
+        passed, shares = False, {"app": [], "Locust": [], "data side": []}
         for r in rows:
             steps = r[f"{name}_steps"]
             if r[name] is not None and r[name] == steps[-1]:
-                limits.add("every step passed")
+                passed = True
                 continue
             failed = steps[steps.index(r[name]) + 1] if r[name] else steps[0]
             if failed["app_cpu"] > 0.85 * r["cpus"]:
-                limits.add(f"app at {failed['app_cpu']:.0%} of a core")
+                shares["app"].append(failed["app_cpu"])
             if failed["locust_cpu"] > 0.7:
-                limits.add(f"Locust at {failed['locust_cpu']:.0%} of a core")
+                shares["Locust"].append(failed["locust_cpu"])
             if failed["data_cpu"] > 0.7:
-                limits.add(f"data side at {failed['data_cpu']:.0%} of a core")
-        return text + (f" (next step: {'; '.join(sorted(limits))})" if limits else "")
+                shares["data side"].append(failed["data_cpu"])
+        limits = ["every step passed"] if passed else []
+        limits += [f"{who} at {min(v):.0%}-{max(v):.0%} of a core" if len(v) > 1
+                   else f"{who} at {v[0]:.0%} of a core" for who, v in shares.items() if v]
+        return text + (f" (next step: {'; '.join(limits)})" if limits else "")
 
     runs = max(sum(r["size"] == size for r in results) for size, _, _ in sizes)
     print(f"\n{runs} run(s) per size; median (min-max); raw figures in {args.json}")
