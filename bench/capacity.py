@@ -367,6 +367,8 @@ def main():
     args.users = [int(u) for u in args.users.split(",") if u]
     sizes = [s for s in SIZES if s[0] in args.sizes.split(",")]
     if args.table_only:
+        if not Path(args.json).exists():
+            raise SystemExit(f"no figures at {args.json}: run bench/capacity.py first")
         results = json.loads(Path(args.json).read_text())
         table([s for s in sizes if any(r["size"] == s[0] for r in results)], results, args)
         return
