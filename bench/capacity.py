@@ -42,9 +42,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (CACHE, RELEASE, ROOT, TOOLS, build, create_key, free_port,  # noqa: E402
-                    process_cpu_seconds)
-from loadtest import MEAN_WAIT_S, oha_step  # noqa: E402
+from common import CACHE, RELEASE, ROOT, TOOLS, build, create_key, free_port  # noqa: E402
+from loadtest import MEAN_WAIT_S, cpu_shares, max_rps, stack_cpu  # noqa: E402
 
 VENV = CACHE / "venv"
 # DigitalOcean Basic sizes: slug, vCPUs, memory in MiB.
@@ -180,24 +179,6 @@ def thumbnails_per_second(api, key, count):
     return count / (time.time() - started)
 
 
-def highest_rate(url, key, args, data, app):
-    """The highest fixed rate that passed, and every step with the CPU the app droplet (api and
-    worker) and the data side used during it, as shares of one core."""
-    rate, best, steps = args.start_rate, None, []
-    while rate <= args.max_rate:
-        data_before, app_before = data_cpu(data), data_cpu(app)
-        step = oha_step(url, rate, args.step_seconds, key)
-        step["data_cpu"] = (data_cpu(data) - data_before) / args.step_seconds
-        step["app_cpu"] = (data_cpu(app) - app_before) / args.step_seconds
-        steps.append(step)
-        if not (step["failures"] == 0 and step["p99_ms"] <= args.p99_bound_ms
-                and step["achieved"] >= 0.95 * rate):
-            break
-        best = rate
-        rate = int(rate * 1.25)
-    return best, steps
-
-
 def pin(pids, cores):
     """Every thread of each process onto `cores` (a set of CPU numbers)."""
     listed = ",".join(str(c) for c in sorted(cores))
@@ -206,20 +187,14 @@ def pin(pids, cores):
                        stdout=subprocess.DEVNULL)
 
 
-def data_cpu(processes):
-    """CPU seconds the processes have used so far."""
-    total = 0.0
-    for p in processes:
-        try:
-            total += process_cpu_seconds(p.pid)
-        except OSError:
-            pass
-    return total
+def cpu_groups(app, data):
+    """The app droplet's processes (api, worker) and the data side's, by pid."""
+    return {"app": [p.pid for p in app], "data": [p.pid for p in data]}
 
 
-def locust_step(api, key, users, args, work, data, app):
+def locust_step(api, key, users, args, work, groups):
     prefix = work / f"locust-{users}-{uuid.uuid4().hex[:6]}"
-    started, data_before, app_before = time.time(), data_cpu(data), data_cpu(app)
+    started, before = time.time(), stack_cpu(groups)
     process = subprocess.Popen(
         [str(VENV / "bin" / "locust"), "-f", str(ROOT / "locustfile.py"), "--headless",
          "--only-summary", "-u", str(users), "-r", str(max(50, users // 5)),
@@ -229,15 +204,14 @@ def locust_step(api, key, users, args, work, data, app):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(process.pid, 0)
     wall = time.time() - started
-    data_share = (data_cpu(data) - data_before) / wall
-    app_share = (data_cpu(app) - app_before) / wall
+    shares = cpu_shares(before, stack_cpu(groups), wall)
     with open(f"{prefix}_stats.csv") as f:
         total = next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
     # Users spawn over the first 5 s; the rate counts the whole run.
     rps = int(total["Request Count"]) / args.locust_seconds
     return {"users": users, "rps": rps, "failures": int(total["Failure Count"]),
             "p95": float(total["95%"]), "locust_cpu": (usage.ru_utime + usage.ru_stime) / wall,
-            "data_cpu": data_share, "app_cpu": app_share, "intended": users / MEAN_WAIT_S}
+            "data_cpu": shares["data"], "app_cpu": shares["app"], "intended": users / MEAN_WAIT_S}
 
 
 def start_app(size, limits, store, stores, work, procs):
@@ -271,11 +245,11 @@ def stop(procs):
     procs.clear()
 
 
-def locust_steps(api, key, args, work, data, app, label):
+def locust_steps(api, key, args, work, groups, label):
     """Steps Locust's users up; returns the last step that kept up, and every step."""
     best, steps = None, []
     for users in args.users:
-        step = locust_step(api, key, users, args, work, data, app)
+        step = locust_step(api, key, users, args, work, groups)
         steps.append(step)
         print(f"   {label}, {users} users: {step['rps']:.0f} req/s, {step['failures']} failures, "
               f"p95 {step['p95']:.0f} ms; CPU: app {step['app_cpu']:.0%}, Locust "
@@ -307,33 +281,36 @@ def measure(size, cpus, mib, args, stores, work, data):
         order = request("GET", f"{api}/orders?limit=1", key)["orders"][0]["_id"]
 
         print(f"== {size}: GET /orders/{{id}}", flush=True)
-        result["get_by_id"], steps = highest_rate(f"{api}/orders/{order}", key, args, data, procs)
+        result["get_by_id"], steps = max_rps(f"{api}/orders/{order}",
+                                             argparse.Namespace(**vars(args), api_key=key),
+                                             cpu_groups(procs, data))
         result["get_steps"] = steps
         # What a full vCPU would serve at the CPU per request measured at the best step: the
         # honest figure when the generators and the data side, not the api, ran out of CPU.
         best = next((s for s in steps if s["rate"] == result["get_by_id"]), None)
-        result["get_by_id_app_cpu"] = best["app_cpu"] if best else None
-        result["get_by_id_per_vcpu"] = (best["achieved"] / best["app_cpu"]
-                                        if best and best["app_cpu"] else None)
+        result["get_by_id_app_cpu"] = best["cpu"]["app"] if best else None
+        result["get_by_id_per_vcpu"] = (best["achieved"] / best["cpu"]["app"]
+                                        if best and best["cpu"]["app"] else None)
         last = steps[-1]
         print(f"   {result['get_by_id']}/s with the app at {result['get_by_id_app_cpu'] or 0:.0%}"
               f" of a core ({result['get_by_id_per_vcpu'] or 0:,.0f}/s per full vCPU); "
               f"the next step: {last['achieved']:.0f}/s, p99 {last['p99_ms']:.0f} ms, app "
-              f"{last['app_cpu']:.0%}, data side {last['data_cpu']:.0%} of a core", flush=True)
+              f"{last['cpu']['app']:.0%}, data side {last['cpu']['data']:.0%} of a core",
+              flush=True)
 
         print(f"== {size}: thumbnails", flush=True)
         result["thumbnails_per_s"] = thumbnails_per_second(api, key, args.pictures)
         print(f"   {result['thumbnails_per_s']}", flush=True)
 
         print(f"== {size}: Locust ReferenceUser", flush=True)
-        result["locust"], result["locust_steps"] = locust_steps(api, key, args, work, data,
-                                                                procs, "MongoDB")
+        result["locust"], result["locust_steps"] = locust_steps(
+            api, key, args, work, cpu_groups(procs, data), "MongoDB")
         stop(procs)
         sqlite = f"sqlite://{work / size / f'orders-{uuid.uuid4().hex[:6]}.db'}"
         (work / size).mkdir(parents=True, exist_ok=True)
         api, key = start_app(size, limits, sqlite, stores, work, procs)
         result["locust_sqlite"], result["locust_sqlite_steps"] = locust_steps(
-            api, key, args, work, data, procs, "SQLite")
+            api, key, args, work, cpu_groups(procs, data), "SQLite")
 
         result["peak_mib"] = limits.peak_mib()
         result["oom_kills"] = limits.oom_kills()

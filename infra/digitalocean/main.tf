@@ -277,22 +277,20 @@ resource "digitalocean_database_cluster" "valkey" {
   eviction_policy      = "noeviction"
 }
 
+# Who may reach a managed database: app and worker droplets, and the data droplet's backup
+# (mongodump) when it hosts the other store.
+locals {
+  database_clients = concat(["app", "worker"], local.droplets.data.count > 0 ? ["data"] : [])
+}
+
 resource "digitalocean_database_firewall" "mongodb" {
   count      = length(digitalocean_database_cluster.mongodb)
   cluster_id = digitalocean_database_cluster.mongodb[count.index].id
-  rule {
-    type  = "tag"
-    value = digitalocean_tag.role["app"].id
-  }
-  rule {
-    type  = "tag"
-    value = digitalocean_tag.role["worker"].id
-  } # The data droplet's backup (mongodump) when it hosts the other store.
   dynamic "rule" {
-    for_each = local.droplets.data.count > 0 ? ["data"] : []
+    for_each = local.database_clients
     content {
       type  = "tag"
-      value = digitalocean_tag.role["data"].id
+      value = digitalocean_tag.role[rule.value].id
     }
   }
 }
@@ -300,19 +298,11 @@ resource "digitalocean_database_firewall" "mongodb" {
 resource "digitalocean_database_firewall" "valkey" {
   count      = length(digitalocean_database_cluster.valkey)
   cluster_id = digitalocean_database_cluster.valkey[count.index].id
-  rule {
-    type  = "tag"
-    value = digitalocean_tag.role["app"].id
-  }
-  rule {
-    type  = "tag"
-    value = digitalocean_tag.role["worker"].id
-  } # The data droplet's backup (mongodump) when it hosts the other store.
   dynamic "rule" {
-    for_each = local.droplets.data.count > 0 ? ["data"] : []
+    for_each = local.database_clients
     content {
       type  = "tag"
-      value = digitalocean_tag.role["data"].id
+      value = digitalocean_tag.role[rule.value].id
     }
   }
 }
