@@ -3,16 +3,21 @@
 //! (by default in the same file).
 //!
 //! rusqlite is blocking, so each pooled connection lives on its own thread (async-sqlite) and
-//! async callers hand it work through a queue: the async workers never wait on SQLite, and under
-//! load a connection thread drains its queue without a context switch per query.
+//! async callers hand it work through a queue: under load a connection thread drains its queue
+//! without a context switch per query. The one exception is a point read by primary key (an
+//! order, an image): it costs less than the hand-off itself, so it runs on the calling thread,
+//! on a read-only connection that thread keeps (`read_here`), and goes through the queue only
+//! when the file is locked. The async workers never wait for a lock.
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use async_sqlite::{Pool, PoolBuilder};
 use backon::{BlockingRetryable, ExponentialBuilder};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use thread_local::ThreadLocal;
 
 /// Why a piece of work on the file failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,9 @@ impl Synchronous {
 
 pub struct SqlitePool {
     pool: Pool,
+    path: PathBuf,
+    /// Read-only connections for point reads, one per thread that asked (`read_here`).
+    readers: ThreadLocal<RefCell<Connection>>,
 }
 
 impl SqlitePool {
@@ -103,7 +111,45 @@ impl SqlitePool {
             .call()
         })
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            readers: ThreadLocal::new(),
+        })
+    }
+
+    /// Runs a short read right on the calling thread, on a read-only connection of its own:
+    /// no hand-off to a connection thread and back, which costs more than an indexed lookup.
+    /// It never waits for a lock there (an async worker must not block): if the file is busy,
+    /// the read goes through the pool's threads as `run` does.
+    pub async fn read_here<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<SqliteError>,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        // A reader that cannot be opened leaves the queue to serve the read, as a lock does.
+        let here = match self
+            .readers
+            .get_or_try(|| self.open_reader().map(RefCell::new))
+        {
+            Ok(reader) => reader.try_borrow_mut().ok().map(|mut conn| work(&mut conn)),
+            Err(_) => None,
+        };
+        match here {
+            Some(Ok(found)) => Ok(found),
+            Some(Err(error)) if !is_busy(&error) => Err(E::from(classify(error))),
+            _ => self.run(work).await,
+        }
+    }
+
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.set_prepared_statement_cache_capacity(16);
+        Ok(conn)
     }
 
     /// Runs blocking work on one of the pool's connection threads; its failure comes back as
@@ -116,20 +162,19 @@ impl SqlitePool {
     {
         self.pool.conn_mut(work).await.map_err(|error| {
             E::from(match error {
-                async_sqlite::Error::Rusqlite(error) if is_busy(&error) => SqliteError::Busy,
-                async_sqlite::Error::Rusqlite(error)
-                    if error.sqlite_error_code() == Some(ErrorCode::DiskFull) =>
-                {
-                    SqliteError::Full
-                }
-                async_sqlite::Error::Rusqlite(error)
-                    if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
-                {
-                    SqliteError::Constraint(error)
-                }
+                async_sqlite::Error::Rusqlite(error) => classify(error),
                 other => SqliteError::Other(other.into()),
             })
         })
+    }
+}
+
+fn classify(error: rusqlite::Error) -> SqliteError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => SqliteError::Busy,
+        Some(ErrorCode::DiskFull) => SqliteError::Full,
+        Some(ErrorCode::ConstraintViolation) => SqliteError::Constraint(error),
+        _ => SqliteError::Other(error.into()),
     }
 }
 
@@ -144,7 +189,7 @@ pub fn is_busy(error: &rusqlite::Error) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use super::{SqlitePool, Synchronous};
+    use super::{SqliteError, SqlitePool, Synchronous};
 
     #[tokio::test]
     async fn every_connection_commits_as_durably_as_asked() {
@@ -156,13 +201,58 @@ mod tests {
                 .unwrap();
             for _ in 0..6 {
                 let found: i64 = pool
-                    .run::<_, super::SqliteError, _>(|conn| {
+                    .run::<_, SqliteError, _>(|conn| {
                         conn.pragma_query_value(None, "synchronous", |row| row.get(0))
                     })
                     .await
                     .unwrap();
                 assert_eq!(found, level, "{synchronous:?}");
             }
+        }
+    }
+
+    async fn open(path: &std::path::Path) -> SqlitePool {
+        SqlitePool::open(
+            path,
+            2,
+            Duration::from_secs(5),
+            Synchronous::Normal,
+            |conn| {
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)")
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn value(conn: &mut rusqlite::Connection, k: i64) -> rusqlite::Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        conn.query_row("SELECT v FROM t WHERE k = ?1", [k], |row| row.get(0))
+            .optional()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_here_see_every_write_committed_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rw.db");
+        let writer = open(&path).await;
+        // Another process's pool on the same file, as each api replica has.
+        let reader = open(&path).await;
+        for k in 0..200_i64 {
+            let read = move |conn: &mut rusqlite::Connection| value(conn, k);
+            assert_eq!(
+                reader.read_here::<_, SqliteError, _>(read).await.unwrap(),
+                None
+            );
+            writer
+                .run::<_, SqliteError, _>(move |conn| {
+                    conn.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (k, format!("v{k}")))
+                        .map(drop)
+                })
+                .await
+                .unwrap();
+            let found = reader.read_here::<_, SqliteError, _>(read).await.unwrap();
+            assert_eq!(found.as_deref(), Some(format!("v{k}").as_str()), "{k}");
         }
     }
 }

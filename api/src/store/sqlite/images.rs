@@ -101,7 +101,7 @@ impl ImageStore for SqliteStore {
 
     async fn get_image(&self, id: ImageId) -> Result<Option<Image>, StoreError> {
         self.pool
-            .run(move |conn| {
+            .read_here(move |conn| {
                 conn.prepare_cached(&format!("SELECT {COLUMNS} FROM images WHERE id = ?1"))?
                     .query_row([id.to_string()], read_image)
                     .optional()

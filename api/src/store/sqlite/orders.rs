@@ -100,7 +100,7 @@ impl OrderStore for SqliteStore {
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
         self.pool
-            .run(move |conn| {
+            .read_here(move |conn| {
                 conn.prepare_cached(&format!("SELECT {COLUMNS} FROM orders WHERE id = ?1"))?
                     .query_row([id.to_string()], read_order)
                     .optional()
