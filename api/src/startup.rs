@@ -89,11 +89,11 @@ impl Application {
             keys: stores.keys,
             run_to_end: stores.run_to_end,
             auth,
-            cors: http::cors_layer(&settings.cors),
+            cors: http::cors_layer(&settings.cors).map(Arc::new),
             key_retention: settings.idempotency.retention,
             queue,
             blobs,
-            uploads: settings.images.clone(),
+            uploads: Arc::new(settings.images.clone()),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.images.max_concurrent_uploads,
             )),

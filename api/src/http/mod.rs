@@ -48,7 +48,8 @@ use crate::store::{ImageStore, KeyStore, OrderStore};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static(request_id::HEADER);
 
-/// What every handler may use.
+/// What every handler may use. Cloned for every request (axum's `State`, the middleware), so
+/// anything larger than a word is behind an `Arc`.
 #[derive(Clone)]
 pub struct AppState {
     pub orders: Arc<dyn OrderStore>,
@@ -60,14 +61,14 @@ pub struct AppState {
     /// Checks API keys; `None` when `auth.required` is off.
     pub auth: Option<Arc<Authenticator>>,
     /// Cross-origin requests, when `cors.allowed_origins` names any.
-    pub cors: Option<tower_http::cors::CorsLayer>,
+    pub cors: Option<Arc<tower_http::cors::CorsLayer>>,
     /// How long idempotency keys are kept.
     pub key_retention: Duration,
     /// `None` when no queue is configured: uploads answer 503.
     pub queue: Option<Arc<dyn JobQueue>>,
     pub blobs: Arc<BlobStore>,
     /// Upload limits.
-    pub uploads: ImageSettings,
+    pub uploads: Arc<ImageSettings>,
     /// One permit per upload being read (`images.max_concurrent_uploads`).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
@@ -84,7 +85,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.body_limit;
     let lingering = state.linger;
     let slow = state.slow_request;
-    let cors = state.cors.clone();
+    let cors = state.cors.as_deref().cloned();
     let run_to_end = state.run_to_end;
     let guard = |area| {
         let guard = Guard {
