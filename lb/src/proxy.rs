@@ -13,6 +13,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use service::request_id::{self, HEADER as REQUEST_ID};
+use smallvec::SmallVec;
 
 use crate::access_log::{AccessLog, Entry};
 use crate::limits::{Admitted, Limits, Refusal};
@@ -43,7 +44,8 @@ pub struct Policy {
 
 /// Whether `path` (as sent, percent-encoded or not) is one of `internal` or below one.
 fn is_internal(path: &str, internal: &[String]) -> bool {
-    let decoded = percent_encoding::percent_decode_str(path).collect::<Vec<u8>>();
+    // Borrowed, not copied, when there is nothing to decode (nearly every path).
+    let decoded = std::borrow::Cow::<[u8]>::from(percent_encoding::percent_decode_str(path));
     internal.iter().any(|p| {
         decoded
             .strip_prefix(p.as_bytes())
@@ -75,8 +77,8 @@ pub struct Proxy {
 pub struct Request {
     started: Instant,
     id: String,
-    /// Replicas tried so far, the current one last.
-    tried: Vec<SocketAddr>,
+    /// Replicas tried so far, the current one last (inline: most requests try one or two).
+    tried: SmallVec<[SocketAddr; 2]>,
     body_bytes: u64,
     /// Counts the request in flight until it ends.
     admitted: Option<Admitted>,
@@ -243,7 +245,7 @@ impl ProxyHttp for Proxy {
         Request {
             started: Instant::now(),
             id: String::new(),
-            tried: Vec::new(),
+            tried: SmallVec::new(),
             body_bytes: 0,
             admitted: None,
             on_upstream: None,
