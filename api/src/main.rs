@@ -171,6 +171,9 @@ fn new_secret_file(path: &Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("--out {}", path.display()))
 }
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let binary = service::binary!("Orders REST API and image uploads");
     let cli: Cli = binary.parse();

@@ -47,6 +47,9 @@ struct Args {
     upgrade: bool,
 }
 
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args = <Args as clap::Parser>::parse();
     service::run(
