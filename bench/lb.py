@@ -11,8 +11,8 @@ Per proxy and concurrency: requests/s, p50/p99, the proxy's CPU microseconds per
 /proc, all its processes) and its peak RSS, medians of --repeat runs (min-max), and the ratios
 to nginx. Last, the kill test: one upstream is killed during a wrk run; failed requests counted.
 
-Then, per proxy, system calls (strace -c) and allocations (perf uprobes on glibc malloc and realloc)
-per request, each from a short run of its own.
+Then, per proxy, system calls (strace -c) and allocations (perf uprobes on the allocator: jemalloc's
+entry points in lb, glibc malloc and realloc in nginx) per request, each from a short run of its own.
 
 Usage: bench/lb.py [--seconds 5] [--repeat 3] [--connections 64,256] [--upstreams trivial,api]
                    [--no-kill] [--https]
@@ -195,9 +195,35 @@ def with_wrk(url, tool, seconds=3):
     return attached.communicate(timeout=30)[1], out["requests"]
 
 
-def costs(proxy, url):
-    """System calls (strace -c) and allocations (uprobes on glibc's malloc and realloc, which
-    both proxies use) per request, each from its own short run at 64 connections."""
+JEMALLOC = ["_rjem_malloc", "_rjem_mallocx", "_rjem_calloc", "_rjem_realloc", "_rjem_rallocx"]
+
+
+def allocation_probes(binary):
+    """uprobes on the functions that allocate: jemalloc's (prefixed `_rjem_`, linked into lb and
+    api) when `binary` has them, else glibc's malloc and realloc (nginx). Returns the probe
+    event names, or None when perf cannot add them."""
+    symbols = subprocess.run(["nm", binary], capture_output=True, text=True).stdout
+    if all(f" T {name}\n" in symbols for name in JEMALLOC):
+        target, names, group = binary, JEMALLOC, "probe_" + Path(binary).name.replace("-", "_")
+        # A probe is an offset into the file: one added for an earlier build would miss.
+        subprocess.run(["perf", "probe", "-d", f"{group}:*"], capture_output=True)
+    else:
+        target, names, group = LIBC, ["malloc", "realloc"], "probe_libc"
+    events = []
+    for name in names:
+        event = f"{group}:{name}"
+        listed = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
+        if event not in listed and subprocess.run(
+                ["perf", "probe", "-x", target, "--add", name],
+                capture_output=True).returncode not in (0, 254):
+            return None
+        events.append(event)
+    return events
+
+
+def costs(proxy, url, binary):
+    """System calls (strace -c) and allocations (uprobes on the allocator's entry points: jemalloc's
+    in lb, glibc's in nginx) per request, each from its own short run at 64 connections."""
     pids = [str(pid) for pid in descendants(proxy.proc.pid)]
     result = {}
     if shutil.which("strace"):
@@ -205,13 +231,8 @@ def costs(proxy, url):
         total = re.search(r"^\S+\s+\S+\s+\S+\s+(\d+)\s+(?:\d+\s+)?total$", text, re.M)
         if total:
             result["syscalls"] = int(total.group(1)) / max(requests, 1)
-    probes = ["probe_libc:malloc", "probe_libc:realloc"]
-    if shutil.which("perf") and all(
-            subprocess.run(["perf", "probe", "-x", LIBC, "--add", name.split(":")[1]],
-                           capture_output=True).returncode in (0, 254)
-            or name in subprocess.run(["perf", "probe", "-l"], capture_output=True,
-                                      text=True).stdout
-            for name in probes):
+    probes = allocation_probes(binary) if shutil.which("perf") else None
+    if probes:
         text, requests = with_wrk(url, ["perf", "stat", "-x,", "-e", ",".join(probes),
                                         "-p", ",".join(pids)])
         counts = [int(line.split(",")[0]) for line in text.splitlines()
@@ -282,7 +303,8 @@ def main():
                             results.setdefault((target, connections, name), []).append(
                                 measure(proxy, path, connections, args.seconds))
                     if target == "trivial":
-                        per_request[name] = costs(proxy, proxy.url + path)
+                        binary = str(RELEASE / "lb") if name == "lb" else shutil.which("nginx")
+                        per_request[name] = costs(proxy, proxy.url + path, binary)
                 finally:
                     proxy.stop()
         finally:
@@ -327,7 +349,7 @@ def main():
                   f"p99 {summary(ours, 'p99_ms')[0] / summary(theirs, 'p99_ms')[0]:.2f}x, "
                   f"requests/s {summary(ours, 'rps')[0] / summary(theirs, 'rps')[0]:.2f}x")
     print("\nper request, trivial upstreams, 64 connections (separate runs under strace / perf "
-          "uprobes on glibc malloc+realloc):")
+          "uprobes on the allocator: jemalloc in lb, glibc malloc+realloc in nginx):")
     for name, found in per_request.items():
         print(f"  {name}: " + ", ".join(f"{v:.1f} {k}" for k, v in found.items()))
     if kills:
