@@ -19,65 +19,33 @@ Needs `infra/setup bench` (valgrind, wrk, oha, taskset).
 """
 
 import argparse
-import json
-import os
 import re
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from common import GENERATOR_CPU, RELEASE, Server, build, create_key, free_port
-from lb import trivial_upstreams
+from common import bearer, build, create_key, oha
+from lb import our_lb, trivial_upstreams, wrk
+from orders import api, first_id, seed
 
 PATH = "/orders/677485805345454400000000"
 
 
-def callgrind(command, env, out):
-    """Starts `command` under callgrind; returns the process once its port answers."""
-    return subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                             *command], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_for(port, proc, seconds=120):
-    import socket
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the program under callgrind exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"nothing listens on {port} after {seconds} s")
-
-
-def counted(proc, out, load):
-    """Zeroes the counters, runs `load` (returns the requests it made), dumps them: the total
-    instructions and the dump file."""
-    load(3)
-    subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-    requests = load(None)
-    subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
-    proc.kill()
-    proc.wait()
-    dump = sorted(Path(out).parent.glob(Path(out).name + ".*"))[-1]
-    return requests, dump
-
-
-def wrk_requests(url, seconds):
-    out = subprocess.run(["taskset", "-c", GENERATOR_CPU, "wrk", "-t1", "-c16", f"-d{seconds}s",
-                          url], check=True, capture_output=True, text=True).stdout
-    return int(re.search(r"(\d+) requests in", out).group(1))
-
-
-def oha_requests(url, seconds, headers):
-    out = subprocess.run(["taskset", "-c", GENERATOR_CPU, "oha", "--no-tui", "--output-format",
-                          "json", "-z", f"{seconds}s", "-c", "16", *headers, url],
-                         check=True, capture_output=True, text=True).stdout
-    return sum(json.loads(out)["statusCodeDistribution"].values())
+def counted(server, out, load, seconds):
+    """Warms `server` (running under callgrind) up, zeroes its counters, runs `load(seconds)`
+    (the requests it made), dumps the counters and stops it: the requests and the dump file."""
+    try:
+        load(3)
+        subprocess.run(["callgrind_control", "-z", str(server.proc.pid)], check=True,
+                       capture_output=True)
+        requests = load(seconds)
+        subprocess.run(["callgrind_control", "-d", str(server.proc.pid)], check=True,
+                       capture_output=True)
+    finally:
+        # Killed: the counters are dumped already, and a graceful stop only adds a wait.
+        server.proc.kill()
+        server.stop()
+    return requests, sorted(Path(out).parent.glob(Path(out).name + ".*"))[-1]
 
 
 def report(name, requests, dump, top):
@@ -108,19 +76,11 @@ def report(name, requests, dump, top):
 def lb_case(folder, seconds, top):
     upstreams = trivial_upstreams()
     try:
-        port, admin = free_port(), free_port()
-        env = {"APP__SERVER__LISTEN": f"127.0.0.1:{port}",
-               "APP__SERVER__ADMIN_LISTEN": f"127.0.0.1:{admin}",
-               "APP__SERVER__RUN_DIR": folder, "APP__SERVER__THREADS": "2",
-               "APP__UPSTREAMS__ADDRESSES": ",".join(u.url.removeprefix("http://")
-                                                     for u in upstreams),
-               "APP__UPSTREAMS__KEEPALIVE_POOL_SIZE": "256",
-               "APP__ACCESS_LOG__PATH": f"{folder}/lb-access.log"}
         out = f"{folder}/callgrind-lb.out"
-        proc = callgrind([str(RELEASE / "lb")], env, out)
-        wait_for(port, proc)
-        url = f"http://127.0.0.1:{port}{PATH}"
-        requests, dump = counted(proc, out, lambda s: wrk_requests(url, s or seconds))
+        proxy = our_lb(upstreams, folder,
+                       under=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+        url = proxy.url + PATH
+        requests, dump = counted(proxy, out, lambda s: wrk(url, 16, s)["requests"], seconds)
         report("lb, trivial upstreams", requests, dump, top)
     finally:
         for upstream in upstreams:
@@ -128,23 +88,19 @@ def lb_case(folder, seconds, top):
 
 
 def api_case(folder, seconds, top):
-    uri = f"sqlite://{folder}/orders.db"
-    subprocess.run([str(RELEASE / "seed"), "reset", "--count", "1000", "--quiet"], check=True,
-                   env={**os.environ, "APP__STORE__URI": uri}, stdout=subprocess.DEVNULL)
-    key = create_key(uri)
-    headers = ["-H", f"Authorization: Bearer {key}"]
-    port = free_port()
-    env = {"APP__SERVER__LISTEN": f"127.0.0.1:{port}", "APP__STORE__URI": uri,
-           "APP__LOG__LEVEL": "warn", "APP__IMAGES__BLOB_URL": f"{folder}/blobs"}
+    db = Path(folder) / "orders.db"
+    seed(db, 1000)
+    key = create_key(f"sqlite://{db}")
     out = f"{folder}/callgrind-api.out"
-    proc = callgrind([str(RELEASE / "api")], env, out)
-    wait_for(port, proc)
-    import urllib.request
-    listing = urllib.request.Request(f"http://127.0.0.1:{port}/orders?limit=1",
-                                     headers={"Authorization": f"Bearer {key}"})
-    order = json.load(urllib.request.urlopen(listing, timeout=30))["orders"][0]["_id"]
-    url = f"http://127.0.0.1:{port}/orders/{order}"
-    requests, dump = counted(proc, out, lambda s: oha_requests(url, s or seconds, headers))
+    server = api(db, "instructions",
+                 under=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+    url = f"{server.url}/orders/{first_id(server, key)}"
+
+    def load(s):
+        return sum(oha(url, ["-z", f"{s}s", "-c", "16", *bearer(key)])
+                   ["statusCodeDistribution"].values())
+
+    requests, dump = counted(server, out, load, seconds)
     report("api, GET /orders/{id} on SQLite with a key", requests, dump, top)
 
 

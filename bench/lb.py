@@ -79,7 +79,8 @@ def certificate(folder):
     return cert, key
 
 
-def our_lb(upstreams, folder, https=False):
+def our_lb(upstreams, folder, https=False, under=()):
+    """lb in front of `upstreams`; `under` prefixes its command (valgrind, say)."""
     port, admin = free_port(), free_port()
     addresses = ",".join(u.url.removeprefix("http://") for u in upstreams)
     env = {
@@ -95,7 +96,7 @@ def our_lb(upstreams, folder, https=False):
         env.update({"APP__TLS__LISTEN": f"127.0.0.1:{port}", "APP__TLS__CERT_FILE": str(cert),
                     "APP__TLS__KEY_FILE": str(key)})
         scheme = "https"
-    server = Server([str(RELEASE / "lb")], env=env, port=port)
+    server = Server([*under, str(RELEASE / "lb")], env=env, port=port)
     server.url = f"{scheme}://127.0.0.1:{port}"
     return server
 

@@ -38,8 +38,9 @@ ORDER = {"product": "Laptop", "quantity": 1, "customer_name": "John Doe",
 UNKNOWN_KEY = "shop_0123456789abcdef_" + "A" * 43
 
 
-def api(db, name, synchronous="full", auth=True):
-    return Server([str(RELEASE / "api")], env={
+def api(db, name, synchronous="full", auth=True, under=()):
+    """An api replica on the SQLite file `db`; `under` prefixes its command (valgrind, say)."""
+    return Server([*under, str(RELEASE / "api")], env={
         "APP__SERVER__LISTEN": "127.0.0.1:0", "APP__SERVER__INSTANCE": name,
         "APP__STORE__URI": f"sqlite://{db}", "APP__LOG__LEVEL": "info",
         "APP__STORE__SYNCHRONOUS": synchronous, "APP__AUTH__REQUIRED": str(auth).lower()})

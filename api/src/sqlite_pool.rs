@@ -170,8 +170,10 @@ impl SqlitePool {
 }
 
 fn classify(error: rusqlite::Error) -> SqliteError {
+    if is_busy(&error) {
+        return SqliteError::Busy;
+    }
     match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => SqliteError::Busy,
         Some(ErrorCode::DiskFull) => SqliteError::Full,
         Some(ErrorCode::ConstraintViolation) => SqliteError::Constraint(error),
         _ => SqliteError::Other(error.into()),
